@@ -1,0 +1,50 @@
+# Two commands do all set-up on a fresh machine:  `make run`  and  `make test`.
+# Both create .venv when it is missing; torch==2.13.0 is installed first (a CPU wheel is provided locally;
+# an unpinned torch would pull several GB of CUDA packages), then the project with a constraint that keeps it.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CORES  ?= all
+TORCH  := torch==2.13.0
+CONSTRAINTS := $(VENV)/constraints.txt
+
+.PHONY: run test venv lint format bench clean
+
+run: $(VENV)/.installed
+	$(BIN)/snakemake --cores $(CORES) all
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+venv: $(VENV)/.installed
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	echo "$(TORCH)" > $(CONSTRAINTS)
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.created pyproject.toml
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
+	touch $@
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks workflow/scripts
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format src tests benchmarks workflow/scripts
+	$(BIN)/snakefmt Snakefile workflow/rules
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_formats.py
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,105 @@
+"""The ``l1refit`` command: inspect and convert files (every subcommand has ``--help``).
+
+Errors in the input (missing file, wrong format, corrupt data) print one line naming the file and exit with
+status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from . import __version__
+from .convert import OUTPUT_FORMATS, convert
+from .errors import L1RefitError
+from .formats import scouting
+from .inspect import FORMATS, format_summary, inspect_file
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="l1refit",
+        description="Re-fit CMS Level-1 trigger muons: tools for L1Ntuples and L1 scouting raw files.",
+    )
+    parser.add_argument("--version", action="version", version=f"l1refit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ins = sub.add_parser(
+        "inspect",
+        help="what a file is: format, era, events/orbits, muon count, first records",
+        description="Detect the format of each FILE (L1Ntuple ROOT, Run-2 or Run-3 scouting raw) and summarise it.",
+    )
+    ins.add_argument("files", nargs="+", metavar="FILE")
+    ins.add_argument("--format", choices=FORMATS, help="expect this format (default: detect it)")
+    ins.add_argument("--first", type=int, default=3, metavar="N", help="records/muons to show (default 3)")
+    ins.add_argument("--l1-tree", default="l1UpgradeTree/L1UpgradeTree", help="L1 muon tree of an L1Ntuple")
+    ins.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ins.set_defaults(handler=_inspect)
+
+    conv = sub.add_parser(
+        "convert",
+        help="convert between scouting raw, L1Ntuple and Parquet",
+        description=(
+            "Convert INPUT to OUTPUT. The output format follows OUTPUT's suffix (.parquet, .root, .dat, .dat.bz2, "
+            ".raw) unless --to says otherwise. Reading is chunked; conversion to scouting raw holds the output in "
+            "memory."
+        ),
+    )
+    conv.add_argument("input", metavar="INPUT")
+    conv.add_argument("output", metavar="OUTPUT")
+    conv.add_argument("--to", choices=OUTPUT_FORMATS, help="output format (default: from OUTPUT's suffix)")
+    conv.add_argument("--from", dest="src_format", choices=FORMATS, help="input format (default: detect it)")
+    conv.add_argument("--run", type=int, help="run number written to scouting outputs (default: the input's)")
+    conv.add_argument("--lumi", type=int, default=0, help="lumisection of a Run-3 scouting output (default 0)")
+    conv.add_argument(
+        "--chunk-bytes", type=int, default=scouting.DEFAULT_CHUNK_BYTES, help="scouting read chunk in bytes"
+    )
+    conv.add_argument("--step-size", type=int, default=200_000, help="L1Ntuple events read per chunk")
+    conv.set_defaults(handler=_convert)
+    return parser
+
+
+def _inspect(args) -> None:
+    summaries = []
+    for path in args.files:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the summary lists the warnings itself
+            summary = inspect_file(path, args.format, n_first=args.first, l1_tree=args.l1_tree)
+        if args.json:
+            summaries.append(summary)
+        else:
+            print(format_summary(summary))
+    if args.json:
+        print(json.dumps(summaries if len(summaries) > 1 else summaries[0], indent=1, default=str))
+
+
+def _convert(args) -> None:
+    print(f"converting {args.input} -> {args.output}", file=sys.stderr)
+    counts = convert(
+        args.input,
+        args.output,
+        to=args.to,
+        src_format=args.src_format,
+        run=args.run,
+        lumi=args.lumi,
+        chunk_bytes=args.chunk_bytes,
+        step_size=args.step_size,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    print(", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (L1RefitError, FileNotFoundError, ValueError) as err:
+        print(f"l1refit: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The real Snakemake DAG: lint, dry run of the default config, and a run on a tiny file dataset."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import REPO
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(*args, cwd=REPO, check=True):
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args]
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def tiny_config(tmp_path, datasets):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"datasets": datasets}))
+    return path
+
+
+def test_lint_is_clean():
+    proc = snakemake("--lint")
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_default_config_builds_a_dag():
+    proc = snakemake("-n", "all")
+    assert "This was a dry-run" in proc.stdout + proc.stderr
+
+
+def test_tiny_file_dataset_runs_end_to_end(cmssw_ntuple, tmp_path):
+    config = tiny_config(tmp_path, {"fix": {"source": "files", "format": "l1ntuple", "paths": [str(cmssw_ntuple)]}})
+    snakemake("--cores", "1", "--configfile", str(config), "--directory", str(tmp_path), "all")
+    inventory = json.loads((tmp_path / "results/inspect/fix.json").read_text())
+    assert inventory["totals"] == {"n_events": 1000, "n_l1_muons": 1225, "n_offline_muons": 1177}
+    assert (tmp_path / "logs/inspect/fix.log").read_text().startswith("inspecting")
+    # nothing left to do on a second run
+    proc = snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path), "all")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_wrong_format_fails_the_job_and_leaves_no_output(cmssw_ntuple, tmp_path):
+    dataset = {"source": "files", "format": "scouting-run2", "paths": [str(cmssw_ntuple)]}
+    config = tiny_config(tmp_path, {"fix": dataset})
+    proc = snakemake("--cores", "1", "--configfile", str(config), "--directory", str(tmp_path), "all", check=False)
+    assert proc.returncode != 0
+    assert "is a l1ntuple file, but the format 'scouting-run2' was expected" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results/inspect/fix.json").exists()
+
+
+def test_glob_matching_nothing_stops_before_any_job(tmp_path):
+    config = tiny_config(tmp_path, {"mine": {"source": "files", "format": "l1ntuple", "paths": ["data/*.root"]}})
+    proc = snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path), "all", check=False)
+    assert proc.returncode != 0
+    assert "dataset 'mine': glob 'data/*.root' matches no file" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("datasets", "message"),
+    [
+        ({"zb": {"source": "synthetic", "population": "zerobias", "files": 1, "events_per_file": 10, "seed": 1,
+                 "colour": "red"}}, "'colour' was unexpected"),
+        ({"zb": {"source": "synthetic", "population": "ttbar", "files": 1, "events_per_file": 10, "seed": 1}},
+         "'ttbar' is not one of ['zerobias', 'muonia']"),
+        ({"zb": {"source": "files", "paths": ["x"]}}, "'format' is a required property"),
+    ],
+)  # fmt: skip
+def test_schema_errors_name_the_key(tmp_path, datasets, message):
+    config = tiny_config(tmp_path, datasets)
+    proc = snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path), "all", check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+
+
+def test_unknown_top_level_key_is_an_error(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("datasets: {zb: {source: files, format: l1ntuple, paths: [x]}}\ntraining_epochs: 3\n")
+    proc = snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path), "all", check=False)
+    assert proc.returncode != 0 and "'training_epochs' was unexpected" in proc.stdout + proc.stderr
