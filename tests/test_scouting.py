@@ -80,13 +80,29 @@ def _random_records(rng, n: int, era: str) -> ak.Array:
     muons["slot"] = np.where(rng.random(m) < 0.5, 1, 2)
     order = np.lexsort((muons["slot"], record))
     muons = {k: v[order] for k, v in muons.items()}
-    orbit = np.sort(rng.integers(1, 1 << 31, max(n // 4, 1)))[rng.integers(0, max(n // 4, 1), n)]
+    orbit = np.sort(rng.choice(rng.integers(1, 1 << 31, max(n // 4, 1)), n))  # about 4 BX per orbit
     bx = rng.integers(0, 1 << 16, n) if era == "run2" else rng.integers(0, 1 << 32, n)
     return ak.zip(
-        {"run": np.full(n, 123, np.uint32), "orbit": np.sort(orbit).astype(np.uint32),
+        {"run": np.full(n, 123, np.uint32), "orbit": orbit.astype(np.uint32),
          "bx": bx.astype(np.uint32), "muons": ak.unflatten(ak.zip(muons), counts)},
         depth_limit=1,
     )  # fmt: skip
+
+
+def _write(path, records: ak.Array, era: str) -> None:
+    if era == "run2":
+        sc.write_run2(path, records)
+    else:
+        sc.write_run3(path, records, run=123, lumi=1)
+
+
+def _with_muon_value(records: ak.Array, field: str, value: int) -> ak.Array:
+    """``records`` with ``field`` of the first muon set to ``value``."""
+    flat = ak.flatten(records.muons)
+    column = ak.to_numpy(flat[field]).copy()
+    column[0] = value
+    muons = ak.unflatten(ak.with_field(flat, column, field), ak.num(records.muons))
+    return ak.with_field(records, muons, "muons")
 
 
 def _assert_same_records(got: ak.Array, want: ak.Array) -> None:
@@ -243,7 +259,7 @@ def test_run3_round_trip_every_field_and_byte_exact(tmp_path):
 def test_floats_follow_the_scouting_scales(tmp_path, era):
     records = _random_records(np.random.default_rng(3), 200, era)
     path = tmp_path / f"f_{era}.dat"
-    sc.write_run2(path, records) if era == "run2" else sc.write_run3(path, records, run=1, lumi=1)
+    _write(path, records, era)
     muons = ak.flatten(sc.read(path, drop_intermediate=False).muons)
     for name, convert, hw in [
         ("pt", scales.hw_to_pt, "hwPt"), ("eta", scales.hw_to_eta, "hwEta"),
@@ -261,7 +277,7 @@ def test_bz2_round_trip(tmp_path, era):
     path = tmp_path / "scout_000123_000000.dat.bz2"
     plain = tmp_path / "scout_000123_000000.dat"
     for target in (path, plain):
-        sc.write_run2(target, want) if era == "run2" else sc.write_run3(target, want, run=123, lumi=1)
+        _write(target, want, era)
     assert path.read_bytes()[:3] == b"BZh"
     assert bz2.decompress(path.read_bytes()) == plain.read_bytes()
     assert sc.detect_format(path) == f"scouting-{era}"
@@ -274,7 +290,7 @@ def test_bz2_round_trip(tmp_path, era):
 def test_tiny_chunks_give_the_same_records(tmp_path, era, chunk_bytes):
     want = _random_records(np.random.default_rng(5), 200, era)
     path = tmp_path / f"chunks_{era}.dat"
-    sc.write_run2(path, want) if era == "run2" else sc.write_run3(path, want, run=9, lumi=1)
+    _write(path, want, era)
     whole = sc.read(path, drop_intermediate=False)
     chunks = list(sc.iterate(path, chunk_bytes=chunk_bytes, drop_intermediate=False))
     assert len(chunks) > 10
@@ -283,11 +299,14 @@ def test_tiny_chunks_give_the_same_records(tmp_path, era, chunk_bytes):
     assert ak.array_equal(sc.read(path, chunk_bytes=chunk_bytes, drop_intermediate=False), whole)
 
 
-def test_empty_record_list_and_empty_file_written(tmp_path):
+def test_no_records(tmp_path):
+    none = _random_records(np.random.default_rng(6), 0, "run3")
     path = tmp_path / "empty.raw"
-    sc.write_run3(path, _random_records(np.random.default_rng(6), 0, "run3"), run=1, lumi=1)
+    sc.write_run3(path, none, run=1, lumi=1)
     out = sc.read(path)
     assert len(out) == 0 and out.muons.fields == list(sc.MUON_FIELDS)
+    with pytest.raises(ValueError, match="empty file"):  # which readers reject, as the format demands
+        sc.write_run2(tmp_path / "scout_000001_000000.dat", none)
 
 
 @pytest.mark.parametrize(
@@ -299,11 +318,7 @@ def test_writer_rejects_bad_values_and_leaves_no_file(tmp_path, field, value, ma
     if field == "bx":
         records = ak.with_field(records, np.full(len(records), value, np.int64), "bx")
     else:
-        flat = ak.flatten(records.muons)
-        bad = ak.to_numpy(flat[field]).copy()
-        bad[0] = value
-        records = ak.with_field(records, ak.unflatten(ak.with_field(flat, bad, field), ak.num(records.muons)),
-                                "muons")  # fmt: skip
+        records = _with_muon_value(records, field, value)
     path = tmp_path / "scout_000001_000000.dat"
     with pytest.raises(ValueError, match=match):
         sc.write_run2(path, records)
@@ -329,12 +344,7 @@ def test_writer_failure_midway_keeps_old_file_and_leaves_no_temporary(tmp_path, 
 
 
 def test_run3_writer_refuses_muons_readers_would_drop(tmp_path):
-    records = _random_records(np.random.default_rng(9), 20, "run3")
-    flat = ak.flatten(records.muons)
-    qual = ak.to_numpy(flat.hwQual).copy()
-    qual[0] = 0
-    records = ak.with_field(records, ak.unflatten(ak.with_field(flat, qual, "hwQual"), ak.num(records.muons)),
-                            "muons")  # fmt: skip
+    records = _with_muon_value(_random_records(np.random.default_rng(9), 20, "run3"), "hwQual", 0)
     with pytest.raises(ValueError, match="hwQual == 0"):
         sc.write_run3(tmp_path / "x.raw", records, run=1, lumi=1)
     assert list(tmp_path.iterdir()) == []
@@ -344,10 +354,6 @@ def test_run3_writer_refuses_muons_readers_would_drop(tmp_path):
 # corrupt input
 
 
-def _valid_run2() -> bytes:
-    return _run2_bytes()
-
-
 def _valid_run3_event() -> bytes:
     return _frd_event(_run3_payload(), orbit=5000)
 
@@ -355,11 +361,11 @@ def _valid_run3_event() -> bytes:
 CORRUPT = {
     # name: (file bytes, fmt, expected offset, message fragment)
     "run2 partial record": (
-        _valid_run2() + _words(_header(2, 0), 1, 2, *RUN2_MUON_A), "scouting-run2", 48, "truncated BX record"
+        _run2_bytes() + _words(_header(2, 0), 1, 2, *RUN2_MUON_A), "scouting-run2", 48, "truncated BX record"
     ),
-    "run2 partial header": (_valid_run2() + b"\x00" * 6, "scouting-run2", 48, "truncated BX record header"),
-    "run2 odd tail": (_valid_run2() + b"\x01", None, 48, "truncated"),
-    "run3 wrong magic": (_valid_run2(), "scouting-run3", 0, "magic"),
+    "run2 partial header": (_run2_bytes() + b"\x00" * 6, "scouting-run2", 48, "truncated BX record header"),
+    "run2 odd tail": (_run2_bytes() + b"\x01", None, 48, "truncated"),
+    "run3 wrong magic": (_run2_bytes(), "scouting-run3", 0, "magic"),
     "run3 truncated file header": (_raw_header(1, 1, 1, 100)[:20], "scouting-run3", 0, "file header"),
     "run3 event size overruns file": (
         _raw_header(1, 1, 1, 0) + _valid_run3_event()[:-8], None, 32, "overruns the file"
@@ -410,7 +416,7 @@ def test_chunked_reading_reports_the_same_offset(tmp_path):
 
 def test_corrupt_bz2_stream(tmp_path):
     path = tmp_path / "scout_000001_000000.dat.bz2"
-    path.write_bytes(bz2.compress(_valid_run2() * 50)[:-20])
+    path.write_bytes(bz2.compress(_run2_bytes() * 50)[:-20])
     with pytest.raises(FormatError, match="offset") as err:
         sc.read(path, "run2")
     assert str(path) in str(err.value)

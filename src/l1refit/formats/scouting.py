@@ -778,8 +778,11 @@ def write_run2(path, bx_records) -> None:
 
     The run number has no place in the file (name it ``scout_<run:06d>_<index:06d>.dat``); bx must fit in 16
     bits; hwPtUnconstrained, hwDXY and the floats are ignored. bxmatch and orbitmatch are written as 0xFF.
+    At least one record is needed: a Run-2 stream without records is an empty file, which readers reject.
     """
     flat = _flatten(bx_records, _MAX_LINKS)
+    if not flat.bx.size:
+        raise ValueError("no BX records: a Run-2 stream without records would be an empty file")
     if flat.bx.size and flat.bx.max() > 0xFFFF:
         raise ValueError("Run-2 bx must fit in 16 bits (readers mask it with 0xFFFF)")
     lsw, msw = gmt.encode(flat.fields, "run2")
