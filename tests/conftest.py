@@ -1,16 +1,18 @@
-"""Shared fixtures: the real-layout L1Ntuple written with CERN ROOT, shipped beside the project in shared/."""
+"""Shared fixtures: the real-layout L1Ntuple written with CERN ROOT as CMSSW's L1TNtuples writes it.
+
+A copy of ``shared/fixtures`` (file, truth tables, README) lives in ``tests/data/cmssw`` so the suite never
+depends on anything outside the repository and never skips these tests.
+"""
 
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "data" / "cmssw"
+FIXTURE = FIXTURES / "l1ntuple_cmssw_layout.root"
 
 
 @pytest.fixture(scope="session")
 def cmssw_ntuple() -> Path:
-    path = FIXTURES / "l1ntuple_cmssw_layout.root"
-    if not path.is_file():
-        pytest.skip(f"the CMSSW-layout fixture is missing: {path} (it ships in shared/fixtures beside the repo)")
-    return path
+    return FIXTURE

@@ -9,13 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import uproot
+from conftest import FIXTURE, FIXTURES
 
 from l1refit import scales
 from l1refit.errors import FormatError
 from l1refit.formats import l1ntuple
-
-FIXTURES = Path(__file__).parents[1].parent / "shared/fixtures"
-FIXTURE = FIXTURES / "l1ntuple_cmssw_layout.root"
 
 HW_TRUTH = {  # read field -> truth.csv column
     "hwPt": "hwPt",
@@ -43,8 +41,6 @@ RUN3_LEAVES = {
 
 @pytest.fixture(scope="module")
 def events() -> ak.Array:
-    if not FIXTURE.exists():
-        pytest.skip(f"fixture {FIXTURE} is absent (it ships with the project's shared/ folder)")
     return l1ntuple.read(FIXTURE)
 
 
@@ -435,8 +431,6 @@ def test_not_root(tmp_path, content):
 
 
 def test_truncated_fixture(tmp_path):
-    if not FIXTURE.exists():
-        pytest.skip(f"fixture {FIXTURE} is absent")
     path = tmp_path / "truncated.root"
     path.write_bytes(FIXTURE.read_bytes()[:5000])
     with pytest.raises(FormatError, match=str(path)):
