@@ -45,6 +45,7 @@ format: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_formats.py
+	$(BIN)/python benchmarks/bench_generate.py
 
 clean:
 	rm -rf results logs .snakemake

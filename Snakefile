@@ -19,9 +19,11 @@ include: "workflow/rules/common.smk"
 # Wildcards take only configured values, so a typo in a target is "no rule to produce", not a wrong job.
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
+    part=r"\d+",
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/skim.smk"
 
 
 rule all:

@@ -79,6 +79,49 @@ def test_schema_errors_name_the_key(tmp_path, datasets, message):
     assert message in proc.stdout + proc.stderr
 
 
+SYNTH = {"source": "synthetic", "population": "zerobias", "files": 1, "events_per_file": 10, "seed": 1}
+TINY_CALIBRATION = {"muons": 20000, "seed": 1, "bayes_muons": 20000, "bayes_seed": 2}
+
+
+def test_tiny_synthetic_datasets_generate_and_calibrate(tmp_path):
+    datasets = {
+        "zb": {**SYNTH, "files": 2, "events_per_file": 500},
+        "mo": {**SYNTH, "population": "muonia", "events_per_file": 300, "seed": 5},
+    }
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"datasets": datasets, "calibration": TINY_CALIBRATION}))
+    snakemake("--cores", "2", "--configfile", str(config), "--directory", str(tmp_path), "all")
+    for part in ("zb/0", "zb/1", "mo/0"):
+        path = tmp_path / f"results/ntuples/{part}.root"
+        assert path.stat().st_size > 10_000
+        assert (tmp_path / f"logs/generate/{part}.log").read_text().strip().endswith(
+            "500/500 events" if part.startswith("zb") else "300/300 events"
+        )
+    table = (tmp_path / "results/tables/generator_calibration.csv").read_text().splitlines()
+    assert table[0].startswith("row,phi_rms,eta_rms,pt_rms") and len(table) == 7
+    assert (tmp_path / "logs/benchmarks/generate/zb/0.tsv").exists()
+
+
+@pytest.mark.parametrize(
+    ("generator", "message"),
+    [
+        ({"bmtf": {"sigma_2": -0.1}}, "-0.1 is less than the minimum of 0.01"),
+        ({"bmtf": {"flip_prob": 1.5}}, "1.5 is greater than the maximum of 0.5"),
+        ({"eta": {"fine_fraction": -0.2}}, "-0.2 is less than the minimum of 0"),
+        ({"bmtf": {"sigma_9": 0.1}}, "'sigma_9' was unexpected"),
+    ],
+)
+def test_invalid_generator_parameters_are_schema_errors(tmp_path, generator, message):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"datasets": {"zb": SYNTH}, "generator": generator}))
+    proc = snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path), "all", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert message in out
+    key = next(iter(next(iter(generator.values()))))
+    assert key in out  # the offending key is named
+
+
 def test_unknown_top_level_key_is_an_error(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("datasets: {zb: {source: files, format: l1ntuple, paths: [x]}}\ntraining_epochs: 3\n")

@@ -45,6 +45,88 @@ def dataset_l1_tree(wildcards):
     return config["datasets"][wildcards.dataset].get("l1_tree", "")
 
 
+def synthetic_ntuples(dataset):
+    """The generated files of a synthetic dataset, one per configured part."""
+    spec = SYNTHETIC_DATASETS[dataset]
+    return expand(
+        "results/ntuples/{dataset}/{part}.root",
+        dataset=dataset,
+        part=range(spec["files"]),
+    )
+
+
+def synthetic_spec(wildcards):
+    """Population, size and seeds of one generated file (every number that changes it)."""
+    spec = SYNTHETIC_DATASETS[wildcards.dataset]
+    return {
+        "population": spec["population"],
+        "events": spec["events_per_file"],
+        "seed": spec["seed"],
+        "part": int(wildcards.part),
+    }
+
+
+def dataset_parts(dataset):
+    """Number of input files (parts) of a dataset: configured for synthetic ones, resolved for file ones."""
+    spec = config["datasets"][dataset]
+    if spec["source"] == "synthetic":
+        return spec["files"]
+    return len(INPUT_FILES[dataset])
+
+
+def part_index(wildcards):
+    return int(wildcards.part)
+
+
+def skim_source(wildcards):
+    """The input of one skim job: a generated ntuple, or the part-th configured file (a URL stays a string)."""
+    if wildcards.dataset in SYNTHETIC_DATASETS:
+        return f"results/ntuples/{wildcards.dataset}/{wildcards.part}.root"
+    return INPUT_FILES[wildcards.dataset][int(wildcards.part)]
+
+
+def skim_input(wildcards):
+    """Tracked input of a skim job: the local file (remote URLs are passed through params only)."""
+    source = skim_source(wildcards)
+    return [] if "://" in source else source
+
+
+def skim_format(wildcards):
+    """Generated datasets are L1Ntuples; file datasets say their format."""
+    if wildcards.dataset in SYNTHETIC_DATASETS:
+        return "l1ntuple"
+    return dataset_format(wildcards)
+
+
+def skim_l1_tree(wildcards):
+    if wildcards.dataset in SYNTHETIC_DATASETS:
+        return ""
+    return dataset_l1_tree(wildcards)
+
+
+def skim_parts(kind):
+    """Input function: every part's skim (kind 'parquet') or cutflow (kind 'cutflow.csv') of a dataset."""
+
+    def parts(wildcards):
+        return expand(
+            "results/skims/{dataset}/{part}.{kind}",
+            dataset=wildcards.dataset,
+            part=range(dataset_parts(wildcards.dataset)),
+            kind=kind,
+        )
+
+    return parts
+
+
 def final_outputs():
     """Targets of the all rule; each stage adds its deliverables here."""
-    return expand("results/inspect/{dataset}.json", dataset=FILE_DATASETS)
+    targets = expand("results/inspect/{dataset}.json", dataset=FILE_DATASETS)
+    targets += expand(
+        ["results/skims/{dataset}.parquet", "results/tables/cutflow_{dataset}.csv"],
+        dataset=config["datasets"],
+    )
+    for dataset in SYNTHETIC_DATASETS:
+        targets += synthetic_ntuples(dataset)
+    if SYNTHETIC_DATASETS:
+        targets.append("results/tables/generator_calibration.csv")
+    return targets

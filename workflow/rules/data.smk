@@ -21,3 +21,46 @@ rule inspect_dataset:
         "Inventory of the {wildcards.dataset} input files"
     script:
         "../scripts/inspect_dataset.py"
+
+
+rule generate:
+    output:
+        "results/ntuples/{dataset}/{part}.root",
+    log:
+        "logs/generate/{dataset}/{part}.log",
+    benchmark:
+        "logs/benchmarks/generate/{dataset}/{part}.tsv"
+    conda:
+        "../../envs/l1refit.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+    params:
+        spec=synthetic_spec,
+        generator=config["generator"],
+    message:
+        "Synthetic {wildcards.dataset} file {wildcards.part} (L1Ntuple layout)"
+    script:
+        "../scripts/generate.py"
+
+
+rule generator_calibration:
+    output:
+        "results/tables/generator_calibration.csv",
+    log:
+        "logs/generator_calibration.log",
+    benchmark:
+        "logs/benchmarks/generator_calibration.tsv"
+    conda:
+        "../../envs/l1refit.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+    params:
+        generator=config["generator"],
+        calibration=config["calibration"],
+        metrics=config["metrics"],
+    message:
+        "Synthetic GMT metrics beside the paper's GMT row, and the Bayes-optimal limit"
+    script:
+        "../scripts/generator_calibration.py"

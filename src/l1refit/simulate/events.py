@@ -1,0 +1,185 @@
+"""Events in the L1Ntuple layout from the per-muon chain: ZeroBias and MuOnia populations, plus the junk a real
+ntuple has (L1 candidates at BX ±1, unmatched fakes, overlap-region muons) so that the skim has real work.
+
+Files are generated in fixed blocks of :data:`BLOCK` events, each with its own random stream derived from
+(seed, part, block): the same seed gives identical files, another part gives independent draws, and memory
+stays bounded whatever the file size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from .. import scales
+from ..formats import l1ntuple
+from .chain import simulate_muons, zerobias_truth
+from .detector import Truth, power_law
+from .resonances import STATES, sample_dimuons
+from .ugmt import Luts, build_luts, extrapolate
+
+BLOCK = 50_000  # events per random-stream block (fixed: changing it changes the files)
+RUN = 1  # synthetic run number
+EVENTS_PER_LUMI = 50_000
+N_BX = 3564
+
+_OFFLINE_FIELDS = ("pt", "eta", "phi", "charge", "etaSt1", "phiSt1", "etaSt2", "phiSt2", "isLooseMuon",
+                   "isMediumMuon", "isTightMuon", "iso")  # fmt: skip
+
+
+def _tf_index(barrel, eta, hw_phi, rank) -> np.ndarray:
+    """tfMuonIndex of FORMATS §5: BMTF wedge (hwPhi+24)//48 → 36..71, OMTF sector → 18..35 (η>0) / 72..89."""
+    wedge = np.mod(hw_phi + 24, 576) // 48
+    sector = np.mod(hw_phi - 24, 576) // 96
+    omtf = np.where(eta > 0, 18, 72) + 3 * sector
+    return (np.where(barrel, 36 + 3 * wedge, omtf) + np.minimum(rank, 2)).astype(np.int16)
+
+
+def _fake_candidates(rng, n_events: int, gen: dict, luts: Luts) -> dict[str, np.ndarray]:
+    """Unmatched L1 candidates (ghosts, noise, other-BX leftovers): Poisson per event, barrel, soft pT."""
+    pop = gen["population"]
+    counts = rng.poisson(gen["extras"]["unmatched_rate"], n_events)
+    n = int(counts.sum())
+    hw_eta = rng.integers(-76, 77, n).astype(np.int16)
+    hw_phi = rng.integers(0, 576, n).astype(np.int16)
+    hw_pt = scales.pt_to_hw(power_law(rng.random(n), pop["soft_alpha"], pop["soft_pt_min"], pop["pt_max"]))
+    hw_pt = np.clip(hw_pt, gen["bmtf"]["hw_pt_min"], gen["bmtf"]["hw_pt_max"]).astype(np.int16)
+    charge = rng.choice(np.array([-1, 1], np.int8), n)
+    eta_vtx, phi_vtx = extrapolate(hw_pt, hw_eta, hw_phi, charge, luts)
+    return {
+        "event": np.repeat(np.arange(n_events), counts), "hwPt": hw_pt, "hwEta": hw_eta, "hwPhi": hw_phi,
+        "hwEtaAtVtx": eta_vtx, "hwPhiAtVtx": phi_vtx, "charge": charge, "hwQual": np.full(n, 12, np.int16),
+        "barrel": np.ones(n, bool), "bx": np.zeros(n, np.int16),
+    }  # fmt: skip
+
+
+def _l1_candidates(rng, event, mu: dict, gen: dict, luts: Luts, n_events: int) -> dict[str, np.ndarray]:
+    """Real candidates, their BX ±1 copies and the fakes, sorted per event as the ntuple stores them."""
+    has = mu["has_l1"]
+    real = {
+        "event": event[has], "hwPt": mu["l1_hwPt"][has], "hwEta": mu["l1_hwEta"][has], "hwPhi": mu["l1_hwPhi"][has],
+        "hwEtaAtVtx": mu["l1_hwEtaAtVtx"][has], "hwPhiAtVtx": mu["l1_hwPhiAtVtx"][has],
+        "charge": mu["l1_charge"][has], "hwQual": mu["l1_hwQual"][has], "barrel": mu["barrel"][has],
+        "bx": np.zeros(int(has.sum()), np.int16),
+    }  # fmt: skip
+    copy = rng.random(real["event"].size) < gen["extras"]["bx_neighbour_prob"]
+    neighbours = {k: v[copy] for k, v in real.items()}
+    neighbours["bx"] = rng.choice(np.array([-1, 1], np.int16), int(copy.sum()))
+    parts = (real, neighbours, _fake_candidates(rng, n_events, gen, luts))
+    cand = {k: np.concatenate([p[k] for p in parts]) for k in real}
+    order = np.lexsort((-cand["hwQual"], -cand["hwPt"], cand["bx"], cand["event"]))
+    cand = {k: v[order] for k, v in cand.items()}
+    # rank of a candidate among those of the same event, BX and track-finder wedge (the link's muon index)
+    wedge = np.where(cand["barrel"], np.mod(cand["hwPhi"] + 24, 576) // 48, 100 + np.mod(cand["hwPhi"] - 24, 576) // 96)
+    key = (cand["event"].astype(np.int64) * 8 + cand["bx"] + 4) * 256 + wedge
+    by_key = np.argsort(key, kind="stable")
+    sorted_key = key[by_key]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    rank = np.empty(key.size, np.int64)
+    rank[by_key] = np.arange(key.size) - np.repeat(starts, np.diff(np.r_[starts, key.size]))
+    eta = scales.hw_to_eta(cand["hwEta"])
+    cand["tfMuonIndex"] = _tf_index(cand["barrel"], eta, cand["hwPhi"], rank)
+    return cand
+
+
+def _assemble(event, mu: dict, cand: dict, n_events: int, first_event: int, rng) -> ak.Array:
+    """The L1Ntuple-layout event array the Writer takes (L1 floats are filled from the hardware values)."""
+    off_counts = np.bincount(event, minlength=n_events)
+    l1_counts = np.bincount(cand["event"], minlength=n_events)
+    muon = ak.unflatten(ak.zip({k: mu[f"off_{k}"] for k in _OFFLINE_FIELDS}), off_counts)
+    l1 = ak.unflatten(
+        ak.zip({k: cand[k] for k in ("hwPt", "hwEta", "hwPhi", "hwEtaAtVtx", "hwPhiAtVtx", "charge", "hwQual",
+                                       "tfMuonIndex", "bx")}),
+        l1_counts,
+    )  # fmt: skip
+    index = first_event + np.arange(n_events, dtype=np.int64)
+    return ak.zip(
+        {
+            "run": np.full(n_events, RUN, np.uint32),
+            "lumi": (1 + index // EVENTS_PER_LUMI).astype(np.uint32),
+            "event": (index + 1).astype(np.uint64),
+            "bx": rng.integers(1, N_BX + 1, n_events).astype(np.uint32),
+            "orbit": (index * 37 + 1).astype(np.uint64),
+            "L1Mu": l1,
+            "Muon": muon,
+        },
+        depth_limit=1,
+    )
+
+
+def zerobias_block(rng, n_events: int, gen: dict, luts: Luts, first_event: int = 0) -> ak.Array:
+    """ZeroBias-like events: one muon from the §4 mixture, sometimes a second independent one."""
+    second = rng.random(n_events) < gen["population"]["second_muon_prob"]
+    event = np.sort(np.concatenate([np.arange(n_events), np.flatnonzero(second)]))
+    mu = simulate_muons(rng, zerobias_truth(rng, event.size, gen), gen, luts)
+    cand = _l1_candidates(rng, event, mu, gen, luts, n_events)
+    return _assemble(event, mu, cand, n_events, first_event, rng)
+
+
+def _hlt_accept(cfg: dict) -> Callable[[dict], np.ndarray]:
+    """HLT-like MuOnia selection on the generated muons (§5): both in the barrel above range-out, and either a
+    barrel-dimuon trigger (pT(μμ) over the state's threshold, |y| below the cut) or a MuX_TkMu0 trigger."""
+    thresholds = np.array([cfg["dimuon_pt_min"][s] for s in STATES])
+
+    def accept(ev: dict) -> np.ndarray:
+        legs = (
+            (ev["pt1"] > cfg["muon_pt_min"]) & (ev["pt2"] > cfg["muon_pt_min"])
+            & (np.abs(ev["eta1"]) < cfg["eta_max"]) & (np.abs(ev["eta2"]) < cfg["eta_max"])
+        )  # fmt: skip
+        dimuon = (ev["parent_pt"] > thresholds[ev["state"]]) & (np.abs(ev["parent_y"]) < cfg["rapidity_max"])
+        mux_tkmu = np.maximum(ev["pt1"], ev["pt2"]) > cfg["leading_pt_min"]
+        return legs & (dimuon | mux_tkmu)
+
+    return accept
+
+
+def muonia_block(rng, n_events: int, gen: dict, luts: Luts, first_event: int = 0) -> ak.Array:
+    """MuOnia-like events: one selected opposite-charge dimuon per event (resonance or continuum)."""
+    cfg = gen["muonia"]
+    pt_min = {s: max(0.0, min(cfg["dimuon_pt_min"][s], cfg["leading_pt_min"] - 6.0) - 1.0) for s in STATES}
+    dimu = sample_dimuons(rng, n_events, cfg["fractions"], accept=_hlt_accept(cfg), pt_min=pt_min)
+    truth = Truth(
+        pt=np.stack([dimu["pt1"], dimu["pt2"]], 1).ravel(),
+        eta=np.stack([dimu["eta1"], dimu["eta2"]], 1).ravel(),
+        phi=np.stack([dimu["phi1"], dimu["phi2"]], 1).ravel(),
+        q=np.stack([dimu["q1"], dimu["q2"]], 1).ravel().astype(np.int8),
+    )
+    event = np.repeat(np.arange(n_events), 2)
+    mu = simulate_muons(rng, truth, gen, luts)
+    cand = _l1_candidates(rng, event, mu, gen, luts, n_events)
+    return _assemble(event, mu, cand, n_events, first_event, rng)
+
+
+POPULATIONS = {"zerobias": zerobias_block, "muonia": muonia_block}
+
+
+def block_rng(seed: int, part: int, block: int) -> np.random.Generator:
+    """Independent, reproducible stream per (dataset seed, file index, block index)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, part, block]))
+
+
+def generate_file(
+    path: str | Path,
+    population: str,
+    n_events: int,
+    *,
+    seed: int,
+    part: int,
+    gen: dict,
+    luts: Luts | None = None,
+    progress: Callable[[str], None] = print,
+) -> None:
+    """Write one synthetic L1Ntuple-layout file (atomically), block by block."""
+    if population not in POPULATIONS:
+        raise ValueError(f"unknown population {population!r}; allowed: {', '.join(POPULATIONS)}")
+    luts = luts or build_luts(gen)
+    make = POPULATIONS[population]
+    with l1ntuple.Writer(path) as writer:
+        for block, start in enumerate(range(0, n_events, BLOCK)):
+            size = min(BLOCK, n_events - start)
+            events = make(block_rng(seed, part, block), size, gen, luts, first_event=part * n_events + start)
+            writer.extend(events)
+            progress(f"  {population} part {part}: {start + size}/{n_events} events")

@@ -1,0 +1,54 @@
+# Skim stage: one job per input file selects barrel L1 muons and offline muons and matches them one-to-one at
+# station 2 (l1refit.skim); a merge job per dataset concatenates the parts and sums their cutflows.
+# L1Ntuples give matched pairs; scouting raw files (no offline muons) give the selected L1 table.
+
+
+rule skim:
+    input:
+        skim_input,
+    output:
+        parquet="results/skims/{dataset}/{part}.parquet",
+        cutflow="results/skims/{dataset}/{part}.cutflow.csv",
+    log:
+        "logs/skim/{dataset}/{part}.log",
+    benchmark:
+        "logs/benchmarks/skim/{dataset}/{part}.tsv"
+    conda:
+        "../../envs/l1refit.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        source=skim_source,
+        format=skim_format,
+        l1_tree=skim_l1_tree,
+        part=part_index,
+        selection=config["selection"],
+        step_size=config["io"]["step_size"],
+        chunk_bytes=config["io"]["chunk_bytes"],
+    message:
+        "Skim {wildcards.dataset} part {wildcards.part}: select and match at station 2"
+    script:
+        "../scripts/skim.py"
+
+
+rule merge:
+    input:
+        parts=skim_parts("parquet"),
+        cutflows=skim_parts("cutflow.csv"),
+    output:
+        parquet="results/skims/{dataset}.parquet",
+        cutflow="results/tables/cutflow_{dataset}.csv",
+    log:
+        "logs/skim/{dataset}.merge.log",
+    benchmark:
+        "logs/benchmarks/skim/{dataset}.merge.tsv"
+    conda:
+        "../../envs/l1refit.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    message:
+        "Merge the {wildcards.dataset} skims and sum their cutflows"
+    script:
+        "../scripts/merge_skims.py"
