@@ -137,6 +137,7 @@ def test_muonia_offline_peaks_at_pdg_masses_and_gmt_is_wider(tmp_path, luts):
     gmt = (l1[two][:, 0] + l1[two][:, 1]).mass.to_numpy()
     off_j = off[ak.to_numpy(two)]
     assert np.std(gmt) > 5 * np.std(off_j)
+    assert np.median(gmt) > 1.05 * np.median(off_j)  # shifted up: the L1 pT scale of the 90 % rule
 
 
 def test_calibrated_defaults_reproduce_the_paper_within_tolerance():
