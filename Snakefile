@@ -20,10 +20,15 @@ include: "workflow/rules/common.smk"
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
     part=r"\d+",
+    model="|".join(config.get("models", {})) or "(?!)",
+    fold="|".join(str(k) for k in range(config["training"]["folds"])),
+    baseline="lut|gbdt",
 
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/skim.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:

@@ -118,6 +118,52 @@ def skim_parts(kind):
     return parts
 
 
+MODELS = config.get("models", {})
+TRAINING = config["training"]
+FOLDS = list(range(TRAINING["folds"]))
+BASELINES = TRAINING["baselines"]
+TRAINING_SKIM = f"results/skims/{TRAINING['dataset']}.parquet"
+
+
+def check_training_config():
+    """The training dataset and the analysis model must exist once models are configured."""
+    if not MODELS:
+        return
+    if TRAINING["dataset"] not in config["datasets"]:
+        raise WorkflowError(
+            f"configuration error: training.dataset {TRAINING['dataset']!r} is not a configured dataset "
+            f"(datasets: {', '.join(config['datasets'])})"
+        )
+    if config["analysis_model"] not in MODELS:
+        raise WorkflowError(
+            f"configuration error: analysis_model {config['analysis_model']!r} is not a configured model "
+            f"(models: {', '.join(MODELS)})"
+        )
+
+
+check_training_config()
+
+
+def model_spec(wildcards):
+    """The Table-1 entry of one model plus the hidden layers: every number that changes its training."""
+    return {"id": wildcards.model, **MODELS[wildcards.model]}
+
+
+def fold_index(wildcards):
+    return int(wildcards.fold)
+
+
+def training_outputs():
+    """Everything the training stage delivers (empty without models)."""
+    if not MODELS:
+        return []
+    return [
+        "results/tables/table1.csv",
+        "results/tables/table2.csv",
+        *expand("results/models/{model}/final/model.pt", model=MODELS),
+    ]
+
+
 def final_outputs():
     """Targets of the all rule; each stage adds its deliverables here."""
     targets = expand("results/inspect/{dataset}.json", dataset=FILE_DATASETS)
@@ -129,4 +175,4 @@ def final_outputs():
         targets += synthetic_ntuples(dataset)
     if SYNTHETIC_DATASETS:
         targets.append("results/tables/generator_calibration.csv")
-    return targets
+    return targets + training_outputs()

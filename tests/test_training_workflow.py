@@ -1,0 +1,99 @@
+"""The training fan-out through the real DAG on a tiny config: reproducible tables, targeted reruns, schema errors."""
+
+import re
+
+import pandas as pd
+import pytest
+import yaml
+from test_workflow import snakemake
+
+pytestmark = pytest.mark.workflow
+
+MODEL_A = {"loss": "logcosh", "optimizer": "adam", "regularization": None, "hidden_activation": "relu",
+           "output_activation": "linear"}  # fmt: skip
+MODEL_B = {**MODEL_A, "optimizer": "adadelta", "regularization": {"l2": 1.0e-7}}
+TINY = {
+    "datasets": {"zerobias": {"source": "synthetic", "population": "zerobias", "files": 1, "events_per_file": 6000,
+                              "seed": 1}},
+    "training": {"folds": 2, "epochs": 2, "batch_size": 256, "patience": 2, "baselines": ["lut"]},
+    "models": {"A": MODEL_A, "B": MODEL_B},
+    "analysis_model": "B",
+    "calibration": {"muons": 20000, "seed": 1, "bayes_muons": 20000, "bayes_seed": 2},
+}  # fmt: skip
+
+
+def write_config(path, config):
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def job_counts(proc) -> dict[str, int]:
+    """{rule: count} from the 'Job stats' table of a dry run."""
+    text = proc.stdout + proc.stderr
+    block = text.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M)}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("train")
+    config = write_config(workdir / "config.yaml", TINY)
+    snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir), "all")
+    return workdir, config
+
+
+def test_tables_and_artifacts(trained):
+    workdir, _ = trained
+    table = pd.read_csv(workdir / "results/tables/table2.csv")
+    assert table.model.tolist() == ["GMT", "A", "B", "LUT"]
+    assert {"phi_rms", "pt_tail", "phi_rms_std", "pt_tail_std"} <= set(table.columns)
+    assert (workdir / "results/tables/table2.md").read_text().count("±") > 0
+    assert "\\toprule" in (workdir / "results/tables/table2.tex").read_text()
+    assert pd.read_csv(workdir / "results/tables/table1.csv").model.tolist() == ["A", "B"]
+    for model in ("A", "B"):
+        for sub in ("fold0", "fold1", "final"):
+            assert (workdir / f"results/models/{model}/{sub}/model.pt").exists()
+            history = pd.read_csv(workdir / f"results/models/{model}/{sub}/history.csv")
+            assert list(history.columns[:3]) == ["epoch", "loss", "val_loss"] and len(history) >= 1
+        log = (workdir / f"logs/train/{model}/fold0.log").read_text()
+        assert "epoch 1/2" in log
+    pred = pd.read_parquet(workdir / "results/predictions/A/fold0.parquet")
+    assert {"pred_phi", "pred_eta", "pred_pt", "reco_pt", "hwPt"} <= set(pred.columns)
+    assert pred[["pred_phi", "pred_eta", "pred_pt"]].notna().all().all()
+
+
+def test_rerun_gives_bit_identical_table2(trained):
+    workdir, config = trained
+    first = (workdir / "results/tables/table2.csv").read_bytes()
+    snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir), "-F",
+              "results/tables/table2.csv")  # fmt: skip
+    assert (workdir / "results/tables/table2.csv").read_bytes() == first
+
+
+def test_changing_one_model_reruns_only_its_jobs(trained, tmp_path):
+    workdir, _ = trained
+    changed = {**TINY, "models": {"A": {**MODEL_A, "loss": "mse"}, "B": MODEL_B}}
+    config = write_config(tmp_path / "changed.yaml", changed)
+    proc = snakemake("-n", "--configfile", str(config), "--directory", str(workdir), "all")
+    counts = job_counts(proc)
+    # only model A's five jobs and the two tables: B, the baselines, the skim and the generation stay as they are
+    assert counts == {"train": 2, "train_final": 1, "predict": 2, "table1": 1, "table2": 1, "all": 1}, counts
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "allowed"),
+    [("loss", "hinge", "['mse', 'msle', 'logcosh']"),
+     ("optimizer", "rmsprop", "['adam', 'adadelta', 'adagrad', 'sgd']"),
+     ("hidden_activation", "tanh", "['relu', 'softmax']")],
+)  # fmt: skip
+def test_unknown_model_settings_are_schema_errors(tmp_path, field, value, allowed):
+    config = write_config(tmp_path / "c.yaml", {**TINY, "models": {"A": {**MODEL_A, field: value}}})
+    proc = snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path), "all", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"'{value}' is not one of {allowed}" in out and field in out
+
+
+def test_unknown_training_dataset_is_named(tmp_path):
+    config = write_config(tmp_path / "c.yaml", {**TINY, "training": {**TINY["training"], "dataset": "nope"}})
+    proc = snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path), "all", check=False)
+    assert proc.returncode != 0 and "training.dataset 'nope' is not a configured dataset" in proc.stdout + proc.stderr
