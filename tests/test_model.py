@@ -247,6 +247,17 @@ def test_scalers_are_fitted_on_training_rows_only():
     assert model.metadata["n_train"] == n_fit and model.metadata["n_validation"] == len(df) - n_fit
 
 
+def test_target_clip_keeps_outliers_out_of_the_target_scaler():
+    df = _toy_skim(2000)
+    df.loc[5, "reco_pt"] = df.loc[5, "l1_pt"] + 150.0  # one fake-like outlier: dpT = -150 GeV
+    plain, _ = _fit(df, epochs=1)
+    robust, _ = _fit(df, epochs=1, target_clip=0.01)
+    assert plain.y_scaler.data_min[2] == pytest.approx(-150.0)
+    dpt = targets(df, "absolute")[:, 2]
+    assert robust.y_scaler.data_min[2] >= np.quantile(dpt, 0.005) > -150.0  # the outlier no longer sets the range
+    assert robust.y_scaler.data_max[2] <= dpt.max()
+
+
 @pytest.mark.parametrize("pt_target", ["absolute", "relative"])
 def test_corrected_inverts_targets_including_phi_wrap(pt_target):
     df = _toy_skim(2000)
