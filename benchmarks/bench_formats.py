@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core, as the targets are stated
@@ -20,17 +18,9 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import awkward as ak  # noqa: E402
 import numpy as np  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 from l1refit.formats import gmt, scouting  # noqa: E402
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def bench_decode(n_words: int, repeats: int, chunk: int = 1_000_000) -> None:
@@ -47,7 +37,7 @@ def bench_decode(n_words: int, repeats: int, chunk: int = 1_000_000) -> None:
                 gmt.decode(lsw[sl], msw[sl], era, spare[sl] if era == "run3" else None)
 
         run()  # warm-up
-        seconds = _median_time(run, repeats)
+        seconds = median_seconds(run, repeats)
         print(f"gmt.decode {era}: {n_words / seconds / 1e6:7.1f} M muon words/s  (target >= 50)")
 
 
@@ -93,7 +83,7 @@ def bench_raw(target_mb: int, repeats: int) -> None:
                 return n
 
             read_all()  # warm-up: page cache and numba compile
-            seconds = _median_time(read_all, repeats)
+            seconds = median_seconds(read_all, repeats)
             n_mu = int(ak.sum(ak.num(records.muons)))
             print(
                 f"scouting.iterate {fmt}: {size_mb / seconds:7.1f} MB/s  ({size_mb:.0f} MB, {n_bx / 1e6:.1f} M BX, "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -19,18 +18,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import awkward as ak  # noqa: E402
 import numpy as np  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 from l1refit.simulate import events, params, ugmt  # noqa: E402
 from l1refit.simulate.chain import simulate_muons, zerobias_truth  # noqa: E402
-
-
-def _median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -45,14 +36,20 @@ def main() -> None:
     print(f"uGMT LUT build ({gen['ugmt']['lut_samples']} gun muons): {time.perf_counter() - t0:.2f} s (once per job)")
 
     rng = np.random.default_rng(1)
-    seconds = _median(lambda: simulate_muons(rng, zerobias_truth(rng, args.muons, gen), gen, luts), args.repeats)
+    def chain():
+        simulate_muons(rng, zerobias_truth(rng, args.muons, gen), gen, luts)
+
+    seconds = median_seconds(chain, args.repeats)
     print(f"detector chain:            {args.muons / seconds / 1e6:6.2f} M muons/s  (target >= 1)")
 
     for population, make in events.POPULATIONS.items():
         block = min(events.BLOCK, args.events)
         sample = make(np.random.default_rng(2), block, gen, luts)
         n_mu = int(ak.sum(ak.num(sample.Muon)))
-        seconds = _median(lambda make=make, block=block: make(np.random.default_rng(2), block, gen, luts), args.repeats)
+        def build(make=make, block=block):
+            make(np.random.default_rng(2), block, gen, luts)
+
+        seconds = median_seconds(build, args.repeats)
         rate = f"{n_mu / seconds / 1e6:6.2f} M muons/s  ({block / seconds / 1e3:.0f} k events/s)"
         print(f"{population:9s} events:          {rate}")
         with tempfile.TemporaryDirectory() as tmp:
@@ -63,7 +60,7 @@ def main() -> None:
                     path, population, args.events, seed=1, part=0, gen=gen, luts=luts, progress=lambda m: None
                 )
 
-            seconds = _median(write, args.repeats)
+            seconds = median_seconds(write, args.repeats)
             mu_per_event = n_mu / block
             print(
                 f"{population:9s} ROOT files:      {args.events * mu_per_event / seconds / 1e6:6.2f} M muons/s  "
