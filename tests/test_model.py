@@ -258,6 +258,23 @@ def test_target_clip_keeps_outliers_out_of_the_target_scaler():
     assert robust.y_scaler.data_max[2] <= dpt.max()
 
 
+def test_target_scale_makes_logcosh_fit_the_core_not_the_mean():
+    # dphi: a narrow core at 0 and, for 20 % of the muons, a one-sided tail at -0.5 rad (decays in flight)
+    df = _toy_skim(20000, seed=3)
+    rng = np.random.default_rng(4)
+    dphi = 0.002 * rng.normal(size=len(df)) - 0.5 * (rng.random(len(df)) < 0.2)
+    df["reco_phi"] = delta_phi(df["l1_phi"], dphi)
+    common = {"epochs": 15, "batch_size": 128, "patience": 15}
+    mse_like, _ = _fit(df, **common)
+    robust, _ = _fit(df, target_scale=30.0, **common)
+    assert robust.y_scaler.high == 30.0 and robust.metadata["target_scale"] == 30.0
+    np.testing.assert_allclose(robust.y_scaler.transform(targets(df)).max(axis=0), 30.0, rtol=0.1)
+    mean_pred = np.median(mse_like.predict_targets(df)[:, 0])
+    core_pred = np.median(robust.predict_targets(df)[:, 0])
+    assert mean_pred < -0.05  # [0, 1] scaling: log-cosh is quadratic, the answer is near the mean (-0.1)
+    assert abs(core_pred) < 0.03  # [0, 30]: robust, the answer is near the median (0)
+
+
 @pytest.mark.parametrize("pt_target", ["absolute", "relative"])
 def test_corrected_inverts_targets_including_phi_wrap(pt_target):
     df = _toy_skim(2000)

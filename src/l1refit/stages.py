@@ -59,6 +59,7 @@ def run_training(skim_path, spec_config: dict, training: dict, fold: int, *, mod
         validation_fraction=training["validation_fraction"],
         pt_target=training["pt_target"],
         target_clip=training["target_clip"],
+        target_scale=training["target_scale"],
         seed=job_seed(training, fold),
         threads=1,
     )
