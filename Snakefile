@@ -13,6 +13,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -29,6 +32,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/skim.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/plots.smk"
 
 
 rule all:

@@ -14,10 +14,13 @@ MODEL_A = {"loss": "logcosh", "optimizer": "adam", "regularization": None, "hidd
 MODEL_B = {**MODEL_A, "optimizer": "adadelta", "regularization": {"l2": 1.0e-7}}
 TINY = {
     "datasets": {"zerobias": {"source": "synthetic", "population": "zerobias", "files": 1, "events_per_file": 6000,
-                              "seed": 1}},
+                              "seed": 1},
+                 "muonia": {"source": "synthetic", "population": "muonia", "files": 1, "events_per_file": 4000,
+                            "seed": 2}},
     "training": {"folds": 2, "epochs": 2, "batch_size": 256, "patience": 2, "baselines": ["lut"]},
     "models": {"A": MODEL_A, "B": MODEL_B},
     "analysis_model": "B",
+    "plots": {"mass_dataset": "muonia", "turn_on_thresholds": [5.0, 10.0]},
     "calibration": {"muons": 20000, "seed": 1, "bayes_muons": 20000, "bayes_seed": 2},
 }  # fmt: skip
 
@@ -97,3 +100,31 @@ def test_unknown_training_dataset_is_named(tmp_path):
     config = write_config(tmp_path / "c.yaml", {**TINY, "training": {**TINY["training"], "dataset": "nope"}})
     proc = snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path), "all", check=False)
     assert proc.returncode != 0 and "training.dataset 'nope' is not a configured dataset" in proc.stdout + proc.stderr
+
+
+def test_analysis_figures_and_tables(trained):
+    workdir, _ = trained
+    for stem in ("fig2_residuals", "fig3_mass", "resonances", "turn_on"):
+        for ext in ("png", "pdf"):
+            assert (workdir / f"results/plots/{stem}.{ext}").stat().st_size > 10_000, stem
+    fits = pd.read_csv(workdir / "results/tables/resonances.csv")
+    assert fits[["resonance", "source"]].values.tolist() == [
+        [r, s] for r in ("phi", "jpsi", "upsilon1s") for s in ("GMT", "NN", "offline")
+    ]
+    offline = fits[(fits.source == "offline") & (fits.resonance == "upsilon1s")].iloc[0]
+    assert offline.valid and abs(offline["shift"]) < 0.002  # offline peaks at the PDG mass
+    turn_on = pd.read_csv(workdir / "results/tables/turn_on.csv")
+    assert set(turn_on.threshold) == {5.0, 10.0} and set(turn_on.source) == {"GMT", "NN"}
+    assert "Figure 2" in (workdir / "logs/plots/fig2.log").read_text()
+    pred = pd.read_parquet(workdir / "results/predictions/B/final/muonia.parquet")
+    assert pred["pred_pt"].notna().all() and len(pred) > 1000
+
+
+def test_report(trained):
+    workdir, config = trained
+    snakemake("--configfile", str(config), "--directory", str(workdir), "--report", "results/report.html")
+    html = (workdir / "results/report.html").read_text()
+    assert len(html) > 100_000
+    for text in ("Paper Figure 2", "Paper Figure 3", "Resonance fits", "Turn-on curves", "Paper Table 2",
+                 "fig2_residuals.png", "resonances.csv", "table2.csv"):  # fmt: skip
+        assert text in html, text

@@ -8,14 +8,19 @@ Model (one fit per resonance *family* and per source of muon kinematics):
 * signal: one Gaussian per state of the family (φ; J/ψ, ψ(2S); Υ(1S), Υ(2S), Υ(3S)), with the PDG mass ratios
   fixed and a common relative resolution: the ground state has free peak μ and width σ, state i sits at
   μ·m_i/m_0 with width σ·m_i/m_0. At L1 resolution the excited states merge into the ground state's peak; fitting
-  them as one Gaussian would bias the ground state's peak and width upward. Yields are free and non-negative.
-* background: an exponential in the fit window (free slope and yield).
-* likelihood: extended binned Poisson likelihood (``iminuit.cost.ExtendedBinnedNLL``) on fine bins.
-* window: [μ·(1 − k·σ/μ), μ_last·(1 + k·σ/μ)] with k = ``window_sigmas``, iterated from a grid of starting widths
-  so the window follows the peak of each source (GMT peaks sit ~10 % high and are ~10× wider than offline ones).
-  The best likelihood per unit of data among valid fits wins.
+  them as one Gaussian would bias the ground state's peak and width upward. The ground-state yield is free; each
+  excited state's yield is a fraction in [0, 1] of it (true of J/ψ and Υ production), which stops the family from
+  sliding by one state when the peaks merge.
+* background: a quadratic Bernstein polynomial with non-negative coefficients.
+* likelihood: extended binned Poisson likelihood (``iminuit.cost.ExtendedBinnedNLL``) on fine bins, first on a
+  wide window per family (:data:`WINDOWS`, configurable) from a grid of starting points, so that the peak is
+  found whether it sits at the PDG mass (offline) or ~10 % above it with ~10× the width (GMT); then on the core,
+  ±2.5 σ around each source's own peak (iterated), where a Gaussian describes the peak.
 
 ``width`` is the Gaussian σ of the ground state in GeV, ``peak`` its mean; uncertainties are the HESSE errors.
+``significance`` is the ground-state yield over its error in the wide-window fit, where the sidebands pin the
+background (in the core window signal and a smooth background are nearly degenerate); below ~5 the fitted peak
+and width mean little — the φ at L1 resolution, typically.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ FAMILIES: dict[str, tuple[int, ...]] = {
 LABELS = {"phi": r"$\phi$", "jpsi": r"J/$\psi$", "upsilon1s": r"$\Upsilon$(1S)"}
 RESULT_COLUMNS = (
     "resonance", "source", "pdg_mass", "peak", "peak_err", "width", "width_err", "shift", "signal", "signal_err",
+    "significance",
     "window_low", "window_high", "entries", "valid",
 )  # fmt: skip
 
@@ -71,6 +77,7 @@ class ResonanceFit:
     entries: int
     valid: bool
     values: dict[str, float]
+    significance: float = float("nan")
 
     @property
     def shift(self) -> float:
@@ -92,60 +99,54 @@ class ResonanceFit:
 
 
 class _Model:
-    """Scaled cdf of the family + exponential model on the window [low, high] (what ExtendedBinnedNLL needs)."""
+    """Scaled cdf of the family + background model on the window [low, high] (what ExtendedBinnedNLL needs).
+
+    Background: a quadratic Bernstein polynomial with non-negative coefficients (any smooth, positive shape
+    from a falling continuum to a threshold rise), parametrised by the event count of each basis polynomial.
+    """
 
     def __init__(self, masses: np.ndarray, low: float, high: float) -> None:
         self.ratios = masses / masses[0]
         self.low, self.high = low, high
-        self.names = ("peak", "width", *(f"n{i}" for i in range(len(masses))), "nbkg", "slope")
+        self.names = ("peak", "width", "n0", *(f"f{i}" for i in range(1, len(masses))), "b0", "b1", "b2")
 
-    def background_cdf(self, x, slope):
-        span = self.high - self.low
-        t = np.clip(x, self.low, self.high) - self.low
-        if abs(slope * span) < 1e-9:
-            return t / span
-        return np.expm1(slope * t) / np.expm1(slope * span)
+    def background_cdf(self, x, b0, b1, b2):
+        t = (np.clip(x, self.low, self.high) - self.low) / (self.high - self.low)
+        # integrals of 3(1-t)^2, 6t(1-t), 3t^2 from 0 to t: each basis holds its coefficient's count of events
+        return b0 * (1.0 - (1.0 - t) ** 3) + b1 * (3.0 * t**2 - 2.0 * t**3) + b2 * t**3
 
     def cdf(self, x, *p):
-        peak, width, *yields = p
-        nbkg, slope = yields[-2], yields[-1]
-        out = nbkg * self.background_cdf(x, slope)
-        for ratio, n in zip(self.ratios, yields[:-2], strict=False):
-            out = out + n * ndtr((x - peak * ratio) / (width * ratio))
+        peak, width, n0, *rest = p
+        out = self.background_cdf(x, *rest[-3:])
+        for ratio, fraction in zip(self.ratios, (1.0, *rest[:-3]), strict=True):
+            out = out + n0 * fraction * ndtr((x - peak * ratio) / (width * ratio))
         return out
 
 
-def _window(masses: np.ndarray, peak: float, width: float, k: float, limits: tuple[float, float]):
-    ratios = masses / masses[0]
-    rel = width / peak
-    return max(limits[0], peak * (1 - k * rel)), min(limits[1], peak * ratios[-1] * (1 + k * rel))
+# Default fit windows (GeV): wide enough for GMT peaks, which sit up to ~15 % high with ~5-15 % resolution.
+WINDOWS = {"phi": (0.5, 2.0), "jpsi": (2.0, 5.5), "upsilon1s": (7.0, 14.0)}
 
 
-def _fit_once(values, masses, peak, width, window, bin_width):
-    low, high = window
-    nbins = max(10, int(round((high - low) / bin_width)))
-    edges = np.linspace(low, high, nbins + 1)
-    counts, _ = np.histogram(values, bins=edges)
-    total = counts.sum()
-    if total < 20:
-        return None
+def _fit_once(counts, edges, masses, peak, width, fractions) -> Minuit:
+    low, high = edges[0], edges[-1]
+    total = float(counts.sum())
     model = _Model(masses, low, high)
-    cost = ExtendedBinnedNLL(counts, edges, model.cdf)
     n_states = len(masses)
-    start = dict(peak=peak, width=width, nbkg=0.5 * total, slope=0.0)
-    start.update({f"n{i}": 0.5 * total / n_states for i in range(n_states)})
-    m = Minuit(cost, *(start[name] for name in model.names), name=model.names)
+    start = dict(peak=peak, width=width, n0=0.5 * total / n_states, b0=total / 6, b1=total / 6, b2=total / 6)
+    start.update({f"f{i}": 0.5 for i in range(1, n_states)})
+    m = Minuit(ExtendedBinnedNLL(counts, edges, model.cdf), *(start[name] for name in model.names), name=model.names)
     m.limits["peak"] = (low, high)
-    m.limits["width"] = (1e-4 * peak, high - low)
-    for i in range(n_states):
-        m.limits[f"n{i}"] = (0, 10 * total)
-    m.limits["nbkg"] = (0, 10 * total)
-    m.limits["slope"] = (-50.0 / (high - low), 50.0 / (high - low))
+    m.limits["width"] = (1e-3 * masses[0], 0.5 * (high - low))
+    for name in model.names[2:]:
+        m.limits[name] = (0, 1) if name.startswith("f") else (0, 10 * total)
+    for name, value in (fractions or {}).items():
+        m.values[name] = value
+        m.fixed[name] = True
     m.strategy = 1
     m.migrad()
     if m.valid:
         m.hesse()
-    return m, counts, edges
+    return m
 
 
 def fit_resonance(
@@ -153,71 +154,107 @@ def fit_resonance(
     resonance: str,
     *,
     source: str = "",
-    limits: tuple[float, float] = (0.0, 20.0),
-    window_sigmas: float = 3.0,
+    window: tuple[float, float] | None = None,
+    bins: int = 1000,
+    start_shifts: tuple[float, ...] = (-0.05, 0.0, 0.05, 0.1, 0.15),
     start_widths: tuple[float, ...] = (0.01, 0.03, 0.08, 0.15),
-    start_shifts: tuple[float, ...] = (0.0, 0.1),
-    bins_per_sigma: float = 5.0,
+    fractions: dict[str, float] | None = None,
+    core_sigmas: float | None = 2.5,
+    core_iterations: int = 3,
 ) -> ResonanceFit:
     """Fit one resonance family in the dimuon masses ``values`` (GeV); see the module docstring.
 
-    Starting points: the PDG mass times (1 + shift) for each of ``start_shifts`` and relative widths
-    ``start_widths``; each start is refitted three times with the window moved to the current peak ± k·σ.
-    An invalid result (no start converged) is returned with ``valid=False`` rather than raised, so one empty
-    resonance does not lose the others' numbers.
+    First the peak is located on ``window`` (default :data:`WINDOWS`, ``bins`` equal bins): the likelihood is
+    minimised from a grid of starting points (PDG mass × (1 + shift), relative width) and the best valid minimum
+    is kept, so a peak 15 % off the PDG mass or 20 times wider than the offline one is found without tuning.
+    Then the fit is repeated ``core_iterations`` times on the core, from ``core_sigmas`` widths below the
+    ground state to as many above the last state (within ``window``; same bin width): L1 mass peaks are not
+    Gaussian far from their centre, and a Gaussian fitted over a wide window measures its tails as much as its
+    core. ``core_sigmas=None`` keeps the wide-window fit. A failed fit (no
+    valid minimum, or fewer than 50 entries) is returned with ``valid=False`` and NaNs rather than raised, so one
+    empty resonance does not lose the others' numbers. ``fractions`` fixes the excited-state yield fractions
+    (``f1``, ``f2``: yield relative to the ground state), e.g. to those measured with offline values.
     """
+    masses = family_masses(resonance)
+    low, high = window or WINDOWS[resonance]
+    bin_width = (high - low) / int(bins)
     values = np.asarray(values, dtype=np.float64)
     values = values[np.isfinite(values)]
-    masses = family_masses(resonance)
+
+    def histogram(lo: float, hi: float):
+        edges = np.linspace(lo, hi, max(10, int(round((hi - lo) / bin_width))) + 1)
+        return np.histogram(values, bins=edges)[0], edges
+
+    counts, edges = histogram(low, high)
     best = None
-    for shift in start_shifts:
-        for rel in start_widths:
-            peak, width = masses[0] * (1 + shift), rel * masses[0] * (1 + shift)
-            outcome = None
-            for _ in range(3):
-                window = _window(masses, peak, width, window_sigmas, limits)
-                if window[1] - window[0] <= 0:
-                    break
-                outcome = _fit_once(values, masses, peak, width, window, width / bins_per_sigma)
-                if outcome is None or not outcome[0].valid:
-                    outcome = None
-                    break
-                peak, width = outcome[0].values["peak"], outcome[0].values["width"]
-            if outcome is None:
-                continue
-            m, counts, edges = outcome
-            # compare fits on different windows by the deviance (−2 ln of the likelihood ratio to the saturated
-            # model, what the binned cost returns) per degree of freedom
-            score = m.fval / max(len(counts) - m.nfit, 1)
-            if best is None or score < best[0]:
-                best = (score, m, counts, edges)
+    if counts.sum() >= 50:
+        for shift in start_shifts:
+            for rel in start_widths:
+                peak = masses[0] * (1 + shift)
+                m = _fit_once(counts, edges, masses, peak, rel * peak, fractions)
+                if m.valid and (best is None or m.fval < best.fval):
+                    best = m
     if best is None:
         nan = float("nan")
-        return ResonanceFit(resonance, source, float(masses[0]), nan, nan, nan, nan, nan, nan, nan, nan, 0, False, {})
-    _, m, counts, edges = best
+        return ResonanceFit(resonance, source, float(masses[0]), nan, nan, nan, nan, nan, nan, float(low),
+                            float(high), int(counts.sum()), False, {})  # fmt: skip
+    # ground-state yield over its error where the sidebands pin the background: below ~5 the peak means little
+    significance = float(best.values["n0"] / best.errors["n0"]) if best.errors["n0"] > 0 else float("nan")
+    # the core: refit on [peak - kσ, last state + kσ] around this source's own peak, inside the window
+    last = masses[-1] / masses[0]
+    for _ in range(core_iterations if core_sigmas else 0):
+        peak, width = best.values["peak"], best.values["width"]
+        lo, hi = max(low, peak - core_sigmas * width), min(high, last * (peak + core_sigmas * width))
+        core_counts, core_edges = histogram(lo, hi)
+        if core_counts.sum() < 50:
+            break
+        m = _fit_once(core_counts, core_edges, masses, peak, width, fractions)
+        if not m.valid:
+            break
+        best, counts, edges = m, core_counts, core_edges
     return ResonanceFit(
         resonance=resonance,
         source=source,
         pdg_mass=float(masses[0]),
-        peak=float(m.values["peak"]),
-        peak_err=float(m.errors["peak"]),
-        width=float(m.values["width"]),
-        width_err=float(m.errors["width"]),
-        signal=float(m.values["n0"]),
-        signal_err=float(m.errors["n0"]),
+        peak=float(best.values["peak"]),
+        peak_err=float(best.errors["peak"]),
+        width=float(best.values["width"]),
+        width_err=float(best.errors["width"]),
+        signal=float(best.values["n0"]),
+        signal_err=float(best.errors["n0"]),
         window_low=float(edges[0]),
         window_high=float(edges[-1]),
         entries=int(counts.sum()),
-        valid=bool(m.valid and m.accurate),
-        values={name: float(m.values[name]) for name in m.parameters},
+        valid=bool(best.valid and best.accurate),
+        values={name: float(best.values[name]) for name in best.parameters},
+        significance=significance,
     )
 
 
-def fit_table(masses_by_source: dict[str, np.ndarray], resonances, **kwargs) -> tuple[pd.DataFrame, list[ResonanceFit]]:
-    """Fit every resonance in every source's masses; the table has :data:`RESULT_COLUMNS`."""
-    fits = [
-        fit_resonance(values, resonance, source=source, **kwargs)
-        for resonance in resonances
-        for source, values in masses_by_source.items()
-    ]
+def excited_fractions(fit: ResonanceFit) -> dict[str, float] | None:
+    """The fitted excited-state fractions of a valid fit (None otherwise)."""
+    if not fit.valid:
+        return None
+    return {name: value for name, value in fit.values.items() if name.startswith("f")}
+
+
+def fit_table(
+    masses_by_source: dict[str, np.ndarray], windows: dict, reference: str = "offline"
+) -> tuple[pd.DataFrame, list[ResonanceFit]]:
+    """Fit every resonance (``windows``: name → fit window) in every source's masses; columns :data:`RESULT_COLUMNS`.
+
+    The masses of all sources are of the same pairs, so the share of each state is the same whatever the
+    kinematics: it is measured where the states are resolved (the ``reference`` source, offline, fitted first)
+    and fixed in the fits of the other sources, where merged states could otherwise trade yield against width.
+    Without the reference source (scouting data) the fractions are free in every fit.
+    """
+    fits = []
+    for resonance, window in windows.items():
+        window = None if window is None else tuple(window)
+        fractions = None
+        if reference in masses_by_source:
+            fractions = excited_fractions(fit_resonance(masses_by_source[reference], resonance, window=window))
+        for source, values in masses_by_source.items():
+            fixed = None if source == reference else fractions
+            fits.append(fit_resonance(values, resonance, source=source, window=window, fractions=fixed))
     return pd.DataFrame([f.row() for f in fits], columns=list(RESULT_COLUMNS)), fits

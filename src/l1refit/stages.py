@@ -124,3 +124,11 @@ def run_table2(
     write_table2(table, csv_path, md_path, tex_path)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
     return table
+
+
+def run_dataset_prediction(model_path, skim_path, output) -> None:
+    """A final model applied to every row of a skim (a dataset it was not trained on, e.g. MuOnia)."""
+    skim = pd.read_parquet(skim_path)
+    model = TrainedModel.load(model_path)
+    _write_parquet(_with_predictions(skim, model.predict(skim)), output)
+    print(f"{skim_path}: {len(skim)} muons predicted by {model_path}", flush=True)

@@ -123,6 +123,8 @@ TRAINING = config["training"]
 FOLDS = list(range(TRAINING["folds"]))
 BASELINES = TRAINING["baselines"]
 TRAINING_SKIM = f"results/skims/{TRAINING['dataset']}.parquet"
+# Table 2's windows only: a figure setting under metrics must not rerun the tables.
+METRIC_WINDOWS = {key: config["metrics"][key] for key in ("core", "tail")}
 
 
 def check_training_config():
@@ -153,15 +155,43 @@ def fold_index(wildcards):
     return int(wildcards.fold)
 
 
+ANALYSIS_MODEL = config["analysis_model"]
+ANALYSIS_PREDICTIONS = expand(
+    "results/predictions/{model}/fold{fold}.parquet", model=ANALYSIS_MODEL, fold=FOLDS
+)
+MASS_DATASET = config["plots"]["mass_dataset"]
+
+
+def check_plots_config():
+    if MODELS and MASS_DATASET is not None and MASS_DATASET not in config["datasets"]:
+        raise WorkflowError(
+            f"configuration error: plots.mass_dataset {MASS_DATASET!r} is not a configured dataset "
+            f"(datasets: {', '.join(config['datasets'])}); set it to null for no mass plots"
+        )
+
+
+check_plots_config()
+
+
+def is_synthetic(dataset):
+    """Synthetic datasets get the "CMS Simulation" label on their figures."""
+    return dataset in SYNTHETIC_DATASETS
+
+
 def training_outputs():
-    """Everything the training stage delivers (empty without models)."""
+    """Everything the training and analysis stages deliver (empty without models)."""
     if not MODELS:
         return []
-    return [
+    targets = [
         "results/tables/table1.csv",
         "results/tables/table2.csv",
         *expand("results/models/{model}/final/model.pt", model=MODELS),
+        "results/plots/fig2_residuals.png",
+        "results/plots/turn_on.png",
     ]
+    if MASS_DATASET is not None:
+        targets += ["results/plots/fig3_mass.png", "results/tables/resonances.csv"]
+    return targets
 
 
 def final_outputs():

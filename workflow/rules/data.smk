@@ -46,7 +46,11 @@ rule generate:
 
 rule generator_calibration:
     output:
-        "results/tables/generator_calibration.csv",
+        report(
+            "results/tables/generator_calibration.csv",
+            caption="../report/generator_calibration.rst",
+            category="Tables",
+        ),
     log:
         "logs/generator_calibration.log",
     benchmark:
@@ -59,7 +63,7 @@ rule generator_calibration:
     params:
         generator=config["generator"],
         calibration=config["calibration"],
-        metrics=config["metrics"],
+        metrics=METRIC_WINDOWS,
     message:
         "Synthetic GMT metrics beside the paper's GMT row, and the Bayes-optimal limit"
     script:

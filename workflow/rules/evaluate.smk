@@ -27,7 +27,11 @@ rule baseline:
 
 rule table1:
     output:
-        csv="results/tables/table1.csv",
+        csv=report(
+            "results/tables/table1.csv",
+            caption="../report/table1.rst",
+            category="Tables",
+        ),
         md="results/tables/table1.md",
     log:
         "logs/table1.log",
@@ -53,7 +57,11 @@ rule table2:
             fold=FOLDS,
         ),
     output:
-        csv="results/tables/table2.csv",
+        csv=report(
+            "results/tables/table2.csv",
+            caption="../report/table2.rst",
+            category="Tables",
+        ),
         md="results/tables/table2.md",
         tex="results/tables/table2.tex",
     log:
@@ -64,7 +72,7 @@ rule table2:
         models=list(MODELS),
         baselines=BASELINES,
         folds=FOLDS,
-        metrics=config["metrics"],
+        metrics=METRIC_WINDOWS,
     message:
         "Table 2: metrics of GMT, every model and the baselines, mean and std over folds"
     script:

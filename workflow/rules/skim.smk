@@ -38,7 +38,13 @@ rule merge:
         cutflows=skim_parts("cutflow.csv"),
     output:
         parquet="results/skims/{dataset}.parquet",
-        cutflow="results/tables/cutflow_{dataset}.csv",
+        cutflow=report(
+            "results/tables/cutflow_{dataset}.csv",
+            caption="../report/cutflow.rst",
+            category="Tables",
+            subcategory="Cut flows",
+            labels={"dataset": "{dataset}"},
+        ),
     log:
         "logs/skim/{dataset}.merge.log",
     benchmark:

@@ -9,7 +9,13 @@ rule train:
     output:
         model="results/models/{model}/fold{fold}/model.pt",
         history="results/models/{model}/fold{fold}/history.csv",
-        plot="results/models/{model}/fold{fold}/loss.png",
+        plot=report(
+            "results/models/{model}/fold{fold}/loss.png",
+            caption="../report/loss.rst",
+            category="Training",
+            subcategory="model {model}",
+            labels={"model": "{model}", "fold": "{fold}"},
+        ),
     log:
         "logs/train/{model}/fold{fold}.log",
     benchmark:
@@ -57,7 +63,13 @@ rule train_final:
     output:
         model="results/models/{model}/final/model.pt",
         history="results/models/{model}/final/history.csv",
-        plot="results/models/{model}/final/loss.png",
+        plot=report(
+            "results/models/{model}/final/loss.png",
+            caption="../report/loss.rst",
+            category="Training",
+            subcategory="model {model}",
+            labels={"model": "{model}", "fold": "all (final)"},
+        ),
     log:
         "logs/train/{model}/final.log",
     benchmark:
