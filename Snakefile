@@ -33,6 +33,7 @@ include: "workflow/rules/skim.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:

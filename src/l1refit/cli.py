@@ -1,4 +1,4 @@
-"""The ``l1refit`` command: inspect and convert files (every subcommand has ``--help``).
+"""The ``l1refit`` command: inspect, convert and refit files (every subcommand has ``--help``).
 
 Errors in the input (missing file, wrong format, corrupt data) print one line naming the file and exit with
 status 2; anything else is a bug and keeps its traceback.
@@ -16,6 +16,8 @@ from .convert import OUTPUT_FORMATS, convert
 from .errors import L1RefitError
 from .formats import scouting
 from .inspect import FORMATS, format_summary, inspect_file
+from .refit import DEFAULT_CHUNK_SIZE, refit_file
+from .refit import FORMATS as REFIT_FORMATS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +60,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     conv.add_argument("--step-size", type=int, default=200_000, help="L1Ntuple events read per chunk")
     conv.set_defaults(handler=_convert)
+
+    ref = sub.add_parser(
+        "refit",
+        help="apply an exported ONNX model to every L1 muon of a file: Parquet with the corrected phi, eta, pT",
+        description=(
+            "Refit every L1 muon of INPUT (skim Parquet, L1Ntuple ROOT, Run-2 or Run-3 scouting raw) with the "
+            "exported model and write OUTPUT (Parquet): one row per muon with the event identity, the hardware "
+            "integers, the original l1_pt, l1_eta, l1_phi and the refit_pt, refit_eta, refit_phi beside them. "
+            "Streams in chunks; OUTPUT appears only when the whole input was refitted."
+        ),
+    )
+    ref.add_argument("input", metavar="INPUT")
+    ref.add_argument("output", metavar="OUTPUT")
+    ref.add_argument("--model", required=True, metavar="M.onnx", help="ONNX model written by l1refit.export")
+    ref.add_argument("--format", choices=REFIT_FORMATS, help="expect this input format (default: detect it)")
+    ref.add_argument(
+        "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N",
+        help=f"Parquet rows, L1Ntuple events or (about) scouting muons per chunk (default {DEFAULT_CHUNK_SIZE})",
+    )  # fmt: skip
+    ref.add_argument("--threads", type=int, default=1, metavar="N", help="onnxruntime intra-op threads (default 1)")
+    ref.add_argument("--l1-tree", default="l1UpgradeTree/L1UpgradeTree", help="L1 muon tree of an L1Ntuple")
+    ref.set_defaults(handler=_refit)
 
     cal = sub.add_parser(
         "calibrate",
@@ -107,6 +131,22 @@ def _convert(args) -> None:
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     print(", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+def _refit(args) -> None:
+    print(f"refitting {args.input} with {args.model} -> {args.output}", file=sys.stderr)
+    counts = refit_file(
+        args.model,
+        args.input,
+        args.output,
+        fmt=args.format,
+        chunk_size=args.chunk_size,
+        threads=args.threads,
+        l1_tree=args.l1_tree,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    print(f"format: {counts['format']}, muons: {counts['muons']}, chunks: {counts['chunks']}, "
+          f"seconds: {counts['seconds']:.1f}")  # fmt: skip
 
 
 def _calibrate(args) -> None:

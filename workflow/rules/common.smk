@@ -186,6 +186,7 @@ def training_outputs():
         "results/tables/table1.csv",
         "results/tables/table2.csv",
         *expand("results/models/{model}/final/model.pt", model=MODELS),
+        f"results/onnx/{ANALYSIS_MODEL}.onnx",
         "results/plots/fig2_residuals.png",
         "results/plots/turn_on.png",
     ]
