@@ -34,6 +34,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/benchmark.smk"
 
 
 rule all:

@@ -21,6 +21,7 @@ TINY = {
     "models": {"A": MODEL_A, "B": MODEL_B},
     "analysis_model": "B",
     "plots": {"mass_dataset": "muonia", "turn_on_thresholds": [5.0, 10.0]},
+    "benchmark": {"batch_sizes": [1, 256], "threads": [1], "rows": 4096, "repeats": 1, "precision_rows": 1000},
     "calibration": {"muons": 20000, "seed": 1, "bayes_muons": 20000, "bayes_seed": 2},
 }  # fmt: skip
 
@@ -120,11 +121,24 @@ def test_analysis_figures_and_tables(trained):
     assert pred["pred_pt"].notna().all() and len(pred) > 1000
 
 
+def test_onnx_export_and_table3(trained):
+    workdir, _ = trained
+    assert "max |diff|" in (workdir / "logs/export/B.log").read_text()
+    table3 = pd.read_csv(workdir / "results/tables/table3.csv")
+    assert set(table3.source) == {"measured", "paper (published)"}
+    measured = table3[table3.source == "measured"]
+    assert (measured.throughput_per_s > 0).all() and set(measured.batch_size) == {1, 256}
+    assert {"int8 (static QDQ)", "fp32"} <= set(measured.precision)
+    assert (workdir / "results/plots/throughput.png").stat().st_size > 10_000
+    int8 = pd.read_csv(workdir / "results/tables/int8_metrics.csv")
+    assert int8.model.tolist()[0] == "GMT" and len(int8) == 3
+
+
 def test_report(trained):
     workdir, config = trained
     snakemake("--configfile", str(config), "--directory", str(workdir), "--report", "results/report.html")
     html = (workdir / "results/report.html").read_text()
     assert len(html) > 100_000
     for text in ("Paper Figure 2", "Paper Figure 3", "Resonance fits", "Turn-on curves", "Paper Table 2",
-                 "fig2_residuals.png", "resonances.csv", "table2.csv"):  # fmt: skip
+                 "Paper Table 3", "fig2_residuals.png", "resonances.csv", "table2.csv"):  # fmt: skip
         assert text in html, text

@@ -1,6 +1,7 @@
 """The real Snakemake DAG: lint, dry run of the default config, and a run on a tiny file dataset."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -30,9 +31,14 @@ def test_lint_is_clean():
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
 
 
-def test_default_config_builds_a_dag():
-    proc = snakemake("-n", "all")
-    assert "This was a dry-run" in proc.stdout + proc.stderr
+def test_default_config_builds_a_dag(tmp_path):
+    # the embedded default in a fresh directory: the whole DAG, every rule
+    proc = snakemake("-n", "--configfile", str(REPO / "config/config.yaml"), "--directory", str(tmp_path), "all")
+    text = proc.stdout + proc.stderr
+    assert "This was a dry-run" in text
+    rules = ("generate", "skim", "train", "predict", "table2", "fig2", "dimuon", "turn_on", "export_onnx", "table3")
+    for rule in rules:
+        assert re.search(rf"^{rule}\s+\d+$", text, re.M), rule
 
 
 def test_tiny_file_dataset_runs_end_to_end(cmssw_ntuple, tmp_path):

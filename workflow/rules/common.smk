@@ -173,6 +173,14 @@ def check_plots_config():
 check_plots_config()
 
 
+def all_cores(wildcards):
+    """Every core of the run, for jobs that must run alone (benchmarks); 1 where no core count exists (--report)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1
+
+
 def is_synthetic(dataset):
     """Synthetic datasets get the "CMS Simulation" label on their figures."""
     return dataset in SYNTHETIC_DATASETS
@@ -187,6 +195,7 @@ def training_outputs():
         "results/tables/table2.csv",
         *expand("results/models/{model}/final/model.pt", model=MODELS),
         f"results/onnx/{ANALYSIS_MODEL}.onnx",
+        "results/tables/table3.csv",
         "results/plots/fig2_residuals.png",
         "results/plots/turn_on.png",
     ]
