@@ -95,3 +95,17 @@ def test_turn_on_plot(tmp_path):
     _check_axes(fig)
     assert len(fig.axes[0].get_legend().get_texts()) == 6
     assert "CMS" in _texts(fig) and "Simulation" not in _texts(fig)
+
+
+def test_dimuon_stage_without_offline_muons(tmp_path):
+    """Scouting data have no offline muons: Figure 3 and the fits use GMT and NN values only."""
+    from l1refit.analysis import run_dimuon
+
+    df = _predictions().drop(columns=["reco_pt", "reco_eta", "reco_phi"])
+    df.to_parquet(tmp_path / "pred.parquet")
+    table = run_dimuon(tmp_path / "pred.parquet", model="B", resonances={"jpsi": None}, mass_range=(0, 20), bins=100,
+                       dataset="scouting", simulation=False, fig3_stem=tmp_path / "fig3",
+                       overlay_stem=tmp_path / "res", table_path=tmp_path / "res.csv")  # fmt: skip
+    assert table["source"].tolist() == ["GMT", "NN"]
+    assert pd.read_csv(tmp_path / "res.csv")["source"].tolist() == ["GMT", "NN"]
+    _check_files(tmp_path / "fig3")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .dimuon import pair_masses
+from .dimuon import SOURCES, pair_masses
 from .efficiency import turn_on_table
 from .errors import FormatError
 from .fit import fit_table
@@ -50,8 +50,10 @@ def run_dimuon(prediction_path, *, model: str, resonances, mass_range, bins: int
     ``resonances`` maps each resonance to fit (:data:`l1refit.fit.FAMILIES`) to its fit window in GeV.
     """
     df = pd.read_parquet(prediction_path)
+    # scouting data have no offline muons: GMT and NN masses only (the fits then leave excited fractions free)
+    sources = [s for s, cols in SOURCES.items() if s != "offline" or set(cols) <= set(df.columns)]
     try:
-        masses = pair_masses(df)
+        masses = pair_masses(df, sources=tuple(sources))
     except ValueError as err:
         raise FormatError(prediction_path, str(err)) from None
     print(f"{len(masses['GMT'])} opposite-charge pairs from {len(df)} muons", flush=True)
