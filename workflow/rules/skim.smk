@@ -3,33 +3,64 @@
 # L1Ntuples give matched pairs; scouting raw files (no offline muons) give the selected L1 table.
 
 
-rule skim:
-    input:
-        skim_input,
-    output:
-        parquet="results/skims/{dataset}/{part}.parquet",
-        cutflow="results/skims/{dataset}/{part}.cutflow.csv",
-    log:
-        "logs/skim/{dataset}/{part}.log",
-    benchmark:
-        "logs/benchmarks/skim/{dataset}/{part}.tsv"
-    conda:
-        "../../envs/l1refit.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-    params:
-        source=skim_source,
-        format=skim_format,
-        l1_tree=skim_l1_tree,
-        part=part_index,
-        selection=config["selection"],
-        step_size=config["io"]["step_size"],
-        chunk_bytes=config["io"]["chunk_bytes"],
-    message:
-        "Skim {wildcards.dataset} part {wildcards.part}: select and match at station 2"
-    script:
-        "../scripts/skim.py"
+if "skim" in CACHED:
+
+    rule skim:
+        input:
+            skim_input,
+        output:
+            parquet="results/skims/{dataset}/{part}.parquet",
+            cutflow="results/skims/{dataset}/{part}.cutflow.csv",
+        log:
+            "logs/skim/{dataset}/{part}.log",
+        cache: True
+        conda:
+            "../../envs/l1refit.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+        params:
+            source=skim_source,
+            format=skim_format,
+            l1_tree=skim_l1_tree,
+            part=part_index,
+            selection=config["selection"],
+            step_size=config["io"]["step_size"],
+            chunk_bytes=config["io"]["chunk_bytes"],
+        message:
+            "Skim {wildcards.dataset} part {wildcards.part}: select and match at station 2"
+        script:
+            "../scripts/skim.py"
+
+else:
+
+    rule skim:
+        input:
+            skim_input,
+        output:
+            parquet="results/skims/{dataset}/{part}.parquet",
+            cutflow="results/skims/{dataset}/{part}.cutflow.csv",
+        log:
+            "logs/skim/{dataset}/{part}.log",
+        benchmark:
+            "logs/benchmarks/skim/{dataset}/{part}.tsv"
+        conda:
+            "../../envs/l1refit.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+        params:
+            source=skim_source,
+            format=skim_format,
+            l1_tree=skim_l1_tree,
+            part=part_index,
+            selection=config["selection"],
+            step_size=config["io"]["step_size"],
+            chunk_bytes=config["io"]["chunk_bytes"],
+        message:
+            "Skim {wildcards.dataset} part {wildcards.part}: select and match at station 2"
+        script:
+            "../scripts/skim.py"
 
 
 rule merge:

@@ -3,36 +3,70 @@
 # Folds come from the event identity (l1refit.folds), so they never change when data are appended.
 
 
-rule train:
-    input:
-        TRAINING_SKIM,
-    output:
-        model="results/models/{model}/fold{fold}/model.pt",
-        history="results/models/{model}/fold{fold}/history.csv",
-        plot=report(
-            "results/models/{model}/fold{fold}/loss.png",
-            caption="../report/loss.rst",
-            category="Training",
-            subcategory="model {model}",
-            labels={"model": "{model}", "fold": "{fold}"},
-        ),
-    log:
-        "logs/train/{model}/fold{fold}.log",
-    benchmark:
-        "logs/benchmarks/train/{model}/fold{fold}.tsv"
-    conda:
-        "../../envs/l1refit.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-    params:
-        spec=model_spec,
-        training=TRAINING,
-        fold=fold_index,
-    message:
-        "Train model {wildcards.model} on the folds other than {wildcards.fold}"
-    script:
-        "../scripts/train.py"
+if "train" in CACHED:
+
+    rule train:
+        input:
+            TRAINING_SKIM,
+        output:
+            model="results/models/{model}/fold{fold}/model.pt",
+            history="results/models/{model}/fold{fold}/history.csv",
+            plot=report(
+                "results/models/{model}/fold{fold}/loss.png",
+                caption="../report/loss.rst",
+                category="Training",
+                subcategory="model {model}",
+                labels={"model": "{model}", "fold": "{fold}"},
+            ),
+        log:
+            "logs/train/{model}/fold{fold}.log",
+        cache: True
+        conda:
+            "../../envs/l1refit.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+        params:
+            spec=model_spec,
+            training=TRAINING,
+            fold=fold_index,
+        message:
+            "Train model {wildcards.model} on the folds other than {wildcards.fold}"
+        script:
+            "../scripts/train.py"
+
+else:
+
+    rule train:
+        input:
+            TRAINING_SKIM,
+        output:
+            model="results/models/{model}/fold{fold}/model.pt",
+            history="results/models/{model}/fold{fold}/history.csv",
+            plot=report(
+                "results/models/{model}/fold{fold}/loss.png",
+                caption="../report/loss.rst",
+                category="Training",
+                subcategory="model {model}",
+                labels={"model": "{model}", "fold": "{fold}"},
+            ),
+        log:
+            "logs/train/{model}/fold{fold}.log",
+        benchmark:
+            "logs/benchmarks/train/{model}/fold{fold}.tsv"
+        conda:
+            "../../envs/l1refit.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+        params:
+            spec=model_spec,
+            training=TRAINING,
+            fold=fold_index,
+        message:
+            "Train model {wildcards.model} on the folds other than {wildcards.fold}"
+        script:
+            "../scripts/train.py"
 
 
 rule predict:
@@ -57,33 +91,67 @@ rule predict:
         "../scripts/predict.py"
 
 
-rule train_final:
-    input:
-        TRAINING_SKIM,
-    output:
-        model="results/models/{model}/final/model.pt",
-        history="results/models/{model}/final/history.csv",
-        plot=report(
-            "results/models/{model}/final/loss.png",
-            caption="../report/loss.rst",
-            category="Training",
-            subcategory="model {model}",
-            labels={"model": "{model}", "fold": "all (final)"},
-        ),
-    log:
-        "logs/train/{model}/final.log",
-    benchmark:
-        "logs/benchmarks/train/{model}/final.tsv"
-    conda:
-        "../../envs/l1refit.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-    params:
-        spec=model_spec,
-        training=TRAINING,
-        fold=-1,
-    message:
-        "Train model {wildcards.model} on all folds (the model that is exported)"
-    script:
-        "../scripts/train.py"
+if "train_final" in CACHED:
+
+    rule train_final:
+        input:
+            TRAINING_SKIM,
+        output:
+            model="results/models/{model}/final/model.pt",
+            history="results/models/{model}/final/history.csv",
+            plot=report(
+                "results/models/{model}/final/loss.png",
+                caption="../report/loss.rst",
+                category="Training",
+                subcategory="model {model}",
+                labels={"model": "{model}", "fold": "all (final)"},
+            ),
+        log:
+            "logs/train/{model}/final.log",
+        cache: True
+        conda:
+            "../../envs/l1refit.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+        params:
+            spec=model_spec,
+            training=TRAINING,
+            fold=-1,
+        message:
+            "Train model {wildcards.model} on all folds (the model that is exported)"
+        script:
+            "../scripts/train.py"
+
+else:
+
+    rule train_final:
+        input:
+            TRAINING_SKIM,
+        output:
+            model="results/models/{model}/final/model.pt",
+            history="results/models/{model}/final/history.csv",
+            plot=report(
+                "results/models/{model}/final/loss.png",
+                caption="../report/loss.rst",
+                category="Training",
+                subcategory="model {model}",
+                labels={"model": "{model}", "fold": "all (final)"},
+            ),
+        log:
+            "logs/train/{model}/final.log",
+        benchmark:
+            "logs/benchmarks/train/{model}/final.tsv"
+        conda:
+            "../../envs/l1refit.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+        params:
+            spec=model_spec,
+            training=TRAINING,
+            fold=-1,
+        message:
+            "Train model {wildcards.model} on all folds (the model that is exported)"
+        script:
+            "../scripts/train.py"
