@@ -16,7 +16,7 @@ from .dimuon import SOURCES, pair_masses
 from .efficiency import turn_on_table
 from .errors import FormatError
 from .fit import fit_table
-from .io import atomic_path
+from .io import write_csv
 from .metrics import Windows
 from .plots import fig2_residuals, fig3_mass, resonance_overlay, turn_on_plot
 
@@ -26,11 +26,6 @@ def _read_all(paths) -> pd.DataFrame:
     if not frames:
         raise ValueError("no prediction files given")
     return pd.concat(frames, ignore_index=True)
-
-
-def _write_csv(frame: pd.DataFrame, path) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g")
 
 
 def run_fig2(prediction_paths, *, model: str, metrics_config: dict, dataset: str, simulation: bool, stem) -> None:
@@ -63,7 +58,7 @@ def run_dimuon(prediction_path, *, model: str, resonances, mass_range, bins: int
     fig3_mass(masses, fig3_stem, model=model, mass_range=(low, high), bins=bins, dataset=dataset,
               simulation=simulation)  # fmt: skip
     table, fits = fit_table(masses, resonances)
-    _write_csv(table, table_path)
+    write_csv(table, table_path)
     resonance_overlay(masses, fits, overlay_stem, model=model, dataset=dataset, simulation=simulation)
     with pd.option_context("display.width", 200):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
@@ -78,7 +73,7 @@ def run_turn_on(prediction_paths, *, model: str, thresholds, pt_range, bins: int
     df = _read_all(prediction_paths)
     edges = np.linspace(float(pt_range[0]), float(pt_range[1]), int(bins) + 1)
     table = turn_on_table(df, thresholds, edges, {"GMT": "l1_pt", "NN": "pred_pt"})
-    _write_csv(table, table_path)
+    write_csv(table, table_path)
     turn_on_plot(table, stem, model=model, dataset=dataset, simulation=simulation)
     print(f"turn-on curves of {len(df)} muons, thresholds {list(thresholds)} GeV", flush=True)
     return table

@@ -55,7 +55,7 @@ import pandas as pd
 from onnx import helper, numpy_helper
 
 from . import scales
-from .io import atomic_path
+from .io import atomic_path, write_csv
 from .metrics import METRIC_COLUMNS, Windows, metrics, residuals
 
 REQUIREMENT = 1e6  # inferences per second per L1 scouting board (paper §3.5)
@@ -784,8 +784,7 @@ def best_row(df: pd.DataFrame, backend_contains: str = "CPU") -> pd.Series:
 
 
 def write_table3(df: pd.DataFrame, csv_path: str | Path) -> Path:
-    with atomic_path(csv_path) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6g")
+    write_csv(df, csv_path)
     return Path(csv_path)
 
 
@@ -891,8 +890,7 @@ def run_table3(model_path: str | Path, onnx_path: str | Path, skim_path: str | P
              f"{best['throughput_per_s'] / 1e6:.2f} M/s = {best['vs_requirement']:.1f} x requirement, "
              f"{best['gflops']:.1f} GFLOP/s = {100 * best['fp32_peak_fraction']:.1f} % of FP32 peak")  # fmt: skip
     precision = precision_metrics(onnx_path, int8_path, skim, n_rows=precision_rows)
-    with atomic_path(precision_csv_path) as tmp:
-        precision.to_csv(tmp, index=False, float_format="%.6g")
+    write_csv(precision, precision_csv_path)
     for _, row in precision.iterrows():
         progress(f"[table3] {row['model']:>3} {row['precision']:<18} " + " ".join(
             f"{c}={row[c]:.4g}" for c in METRIC_COLUMNS))  # fmt: skip

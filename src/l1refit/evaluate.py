@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from .baselines import CellTable
-from .io import atomic_path
+from .io import atomic_path, write_csv
 from .metrics import METRIC_COLUMNS, VARIABLES, Windows, metrics, residuals
 from .scales import wrap_phi
 
@@ -30,7 +30,6 @@ LUT_POOL_ALONG = {"phi": "eta", "eta": "pt", "pt": "eta"}
 STD_COLUMNS = tuple(f"{c}_std" for c in METRIC_COLUMNS)
 TABLE2_COLUMNS = ("model", *METRIC_COLUMNS, *STD_COLUMNS)
 TABLE1_COLUMNS = ("model", "loss", "optimizer", "regularization", "hidden_activation", "output_activation")
-CSV_FLOAT_FORMAT = "%.6g"
 DECIMALS = {"rms": 3, "core": 2, "tail": 2}  # as the paper prints Table 2
 LOWER_IS_BETTER = {"rms": True, "core": False, "tail": True}
 VARIABLE_MD = {"phi": "Δφ", "eta": "Δη", "pt": "ΔpT/pT"}
@@ -219,14 +218,9 @@ def _write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8", newline="\n")
 
 
-def _write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """CSV with a fixed float format and line ending, so the same table gives the same bytes on every rerun."""
-    _write_text(path, frame.to_csv(index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n"))
-
-
 def write_table2(table: pd.DataFrame, csv_path, md_path, tex_path) -> None:
     """Table 2 as CSV (the contract: every column, ``%.6g``), Markdown and LaTeX (mean ± std), each atomically."""
-    _write_csv(table[list(TABLE2_COLUMNS)], csv_path)
+    write_csv(table[list(TABLE2_COLUMNS)], csv_path)
     _write_text(md_path, table2_markdown(table))
     _write_text(tex_path, table2_latex(table))
 
@@ -256,7 +250,7 @@ def table1(models: dict[str, dict]) -> pd.DataFrame:
 def write_table1(models: dict[str, dict], path: str | os.PathLike) -> None:
     """Table 1 as CSV at ``path`` and as Markdown beside it (same name, ``.md``), each atomically."""
     table = table1(models)
-    _write_csv(table, path)
+    write_csv(table, path)
     lines = ["| " + " | ".join(TABLE1_COLUMNS) + " |", "|" + "---|" * len(TABLE1_COLUMNS)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
     _write_text(Path(path).with_suffix(".md"), "\n".join(lines) + "\n")

@@ -26,3 +26,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def write_csv(frame, path: str | os.PathLike, float_format: str = "%.6g") -> None:
+    """A table as CSV, atomically, with a fixed float format and line ending: the same table, the same bytes."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format=float_format, lineterminator="\n")
