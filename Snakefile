@@ -1,16 +1,13 @@
 # l1refit: re-fit CMS Level-1 trigger muons with small neural networks.
-# Thin entry point: configuration, validation and helpers live in workflow/rules/common.smk,
-# one .smk per stage; every computation is in the l1refit package (src/l1refit).
+# Thin entry point: the embedded default config, then workflow/rules/common.smk (scenario overlays, validation,
+# output paths, input functions), one .smk per stage. Every computation is in the l1refit package (src/l1refit);
+# each rule's script calls one function of l1refit.stages.
 from snakemake.utils import min_version
 
 min_version("9.27")
 
 
-# The embedded default; a --configfile given on the command line replaces it whole (scenario configs are
-# complete), instead of being merged key by key into the default datasets.
-if not workflow.overwrite_configfiles:
-
-    configfile: "config/config.yaml"
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 report: "workflow/report/workflow.rst"
@@ -23,9 +20,10 @@ include: "workflow/rules/common.smk"
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
     part=r"\d+",
-    model="|".join(config.get("models", {})) or "(?!)",
-    fold="|".join(str(k) for k in range(config["training"]["folds"])),
-    baseline="lut|gbdt",
+    model="|".join(MODELS) or "(?!)",
+    fold="|".join(str(k) for k in FOLDS),
+    split="|".join(SPLITS),
+    baseline="|".join(BASELINES) or "(?!)",
 
 
 include: "workflow/rules/data.smk"

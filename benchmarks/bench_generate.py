@@ -20,7 +20,8 @@ import awkward as ak  # noqa: E402
 import numpy as np  # noqa: E402
 from timing import median_seconds  # noqa: E402
 
-from l1refit.simulate import events, params, ugmt  # noqa: E402
+from l1refit.config.loading import defaults  # noqa: E402
+from l1refit.simulate import events, ugmt  # noqa: E402
 from l1refit.simulate.chain import simulate_muons, zerobias_truth  # noqa: E402
 
 
@@ -30,12 +31,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=400_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    gen = params.defaults()
+    gen = defaults("generator")
     t0 = time.perf_counter()
     luts = ugmt.build_luts(gen)
     print(f"uGMT LUT build ({gen['ugmt']['lut_samples']} gun muons): {time.perf_counter() - t0:.2f} s (once per job)")
 
     rng = np.random.default_rng(1)
+
     def chain():
         simulate_muons(rng, zerobias_truth(rng, args.muons, gen), gen, luts)
 
@@ -46,6 +48,7 @@ def main() -> None:
         block = min(events.BLOCK, args.events)
         sample = make(np.random.default_rng(2), block, gen, luts)
         n_mu = int(ak.sum(ak.num(sample.Muon)))
+
         def build(make=make, block=block):
             make(np.random.default_rng(2), block, gen, luts)
 
@@ -56,9 +59,7 @@ def main() -> None:
             path = Path(tmp) / "bench.root"
 
             def write(path=path, population=population):
-                events.generate_file(
-                    path, population, args.events, seed=1, part=0, gen=gen, luts=luts, progress=lambda m: None
-                )
+                events.generate_file(path, population, args.events, seed=1, part=0, gen=gen, luts=luts)
 
             seconds = median_seconds(write, args.repeats)
             mu_per_event = n_mu / block

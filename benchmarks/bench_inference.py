@@ -1,12 +1,13 @@
 """Inference benchmark: paper Table 3 on this machine for the trained model B, its int8 version and the FP32 peak.
 
-Exports ``results/models/B/final/model.pt`` to a temporary directory and runs ``l1refit.bench.run_table3`` on it:
-the exported graph and the optimised inference graph (scalers folded, physics as Gemms) with 1 and 2 intra-op
-threads and as 2 concurrent single-thread sessions, the int8 graph (static QDQ, calibrated on zero-bias skim rows),
-PyTorch eager, and CUDA / TensorRT when onnxruntime offers them. Then prints the table, the best configuration
-and its fraction of the CPU's FP32 peak, where a call's time goes (onnxruntime profiler, per node) for both graphs,
-and the Table-2 metrics of the float and int8 models. Throughput is a median of repeats (timings on shared machines
-vary by about ±30 %). Not a test: it never fails on a number.
+Exports ``results/models/B/final/model.pt`` to a temporary directory and runs ``l1refit.deploy.table3.run_table3``
+on it: the exported graph and the optimised inference graph (scalers folded, physics as Gemms) with 1 and 2
+intra-op threads and as 2 concurrent single-thread sessions, the int8 graph (static QDQ, calibrated on zero-bias
+skim rows), PyTorch eager, and CUDA / TensorRT when onnxruntime offers them. Then prints the table, the best
+configuration and its fraction of the CPU's FP32 peak, where a call's time goes (onnxruntime profiler, per node)
+for both graphs, and the Table-2 metrics of the float and int8 models. Throughput is a median of repeats (timings
+on shared machines vary by about ±30 %); the measurement rules are in docs/deploy.md. Not a test: it never fails
+on a number.
 
     python benchmarks/bench_inference.py [--batch-sizes 1,256,1024,2048,4096,16384,65536] [--rows 1048576]
                                          [--repeats 5] [--threads 1,2] [--out-dir DIR]
@@ -20,10 +21,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from l1refit import bench
-from l1refit.export import export_onnx
-from l1refit.metrics import METRIC_COLUMNS
-from l1refit.train import TrainedModel
+from l1refit.analysis.metrics import METRIC_COLUMNS
+from l1refit.deploy.flops import cpu_peak, mlp_flops
+from l1refit.deploy.onnx_export import export_onnx
+from l1refit.deploy.profiling import profile_ops
+from l1refit.deploy.table3 import PAPER_BEST, best_row, run_table3
+from l1refit.deploy.timing import MEASURED
+from l1refit.ml.checkpoint import TrainedModel
 
 
 def print_table(df: pd.DataFrame) -> None:
@@ -39,7 +43,7 @@ def print_table(df: pd.DataFrame) -> None:
 
 
 def print_profile(path: Path, batch_size: int, title: str) -> None:
-    ops, run_us = bench.profile_ops(path, batch_size=batch_size, threads=1, calls=300)
+    ops, run_us = profile_ops(path, batch_size=batch_size, threads=1, calls=300)
     by_type = ops.groupby("op_type")["us_per_call"].agg(["sum", "count"]).sort_values("sum", ascending=False)
     kernel = ops["us_per_call"].sum()
     print(f"\n{title}: batch {batch_size}, 1 thread: model_run {run_us:.0f} us per call "
@@ -65,24 +69,24 @@ def main(argv: list[str] | None = None) -> None:
         out = Path(args.out_dir or tmp)
         onnx_path = out / "B.onnx"
         export_onnx(TrainedModel.load(args.model), onnx_path, "B")
-        df = bench.run_table3(
+        df = run_table3(
             args.model, onnx_path, args.skim, csv_path=out / "table3.csv", png_path=out / "table3_throughput.png",
             precision_csv_path=out / "table3_precision.csv", int8_path=out / "B_int8.onnx",
             optimized_path=out / "B_opt.onnx", batch_sizes=batch_sizes, n_rows=args.rows, repeats=args.repeats,
             threads_list=threads,
         )  # fmt: skip
         print_table(df)
-        best = bench.best_row(df)
-        peak = bench.cpu_peak()
+        best = best_row(df)
+        peak = cpu_peak()
         print(f"\nFP32 peak: {peak.describe()}")
         print(f"best CPU configuration: {best['config']}, batch {int(best['batch_size'])}: "
               f"{best['throughput_per_s'] / 1e6:.2f} M inferences/s (repeats {best['throughput_min_per_s'] / 1e6:.2f}-"
               f"{best['throughput_max_per_s'] / 1e6:.2f}; {best['vs_requirement']:.1f} x the 10^6/s "
-              f"requirement, {best['throughput_per_s'] / bench.PAPER_BEST['throughput_per_s']:.1f} x the paper's "
-              f"best FPGA figure); {best['gflops']:.1f} GFLOP/s at {bench.mlp_flops(onnx_path):,} FLOPs/inference = "
+              f"requirement, {best['throughput_per_s'] / PAPER_BEST['throughput_per_s']:.1f} x the paper's "
+              f"best FPGA figure); {best['gflops']:.1f} GFLOP/s at {mlp_flops(onnx_path):,} FLOPs/inference = "
               f"{100 * best['fp32_peak_fraction']:.1f} % of the FP32 peak of {int(best['threads'] * best['sessions'])} "
               "core(s)")  # fmt: skip
-        one = df[(df["batch_size"] == 1) & (df["source"] == bench.MEASURED)]
+        one = df[(df["batch_size"] == 1) & (df["source"] == MEASURED)]
         fastest = one.loc[one["latency_median_us"].idxmin()]
         print(f"lowest batch-1 latency: {fastest['config']}: median {fastest['latency_median_us']:.1f} us, "
               f"p99 {fastest['latency_p99_us']:.1f} us")  # fmt: skip

@@ -1,10 +1,10 @@
-"""Refit benchmark: muons/s of ``l1refit.refit.refit_file`` on a skim-like Parquet of >= 10 M muons, and its peak RSS.
+"""Refit benchmark: muons/s of ``l1refit.deploy.refit.refit_file`` on a skim-like Parquet of >= 10 M muons, peak RSS.
 
 The input is written in batches of vectorised random hardware integers (skim columns and dtypes), so making it needs
 bounded memory too. The model is the paper's MLP (3 x 32) trained for 1 epoch on a small toy sample and exported
-with ``l1refit.export.export_onnx``; its weights do not change the cost. The refit runs in a child process, so its
-``ru_maxrss`` excludes the writer and torch, with one thread everywhere; the RSS after the imports is printed beside
-the peak, to show what the streaming itself adds. Not a test: it never fails.
+with ``l1refit.deploy.onnx_export.export_onnx``; its weights do not change the cost. The refit runs in a child
+process, so its ``ru_maxrss`` excludes the writer and torch, with one thread everywhere; the RSS after the imports is
+printed beside the peak, to show what the streaming itself adds. Not a test: it never fails.
 
     python benchmarks/bench_refit.py [--muons 10000000] [--chunk-size 1000000] [--threads 1] [--keep FILE]
 """
@@ -63,9 +63,9 @@ def export_model(path: Path) -> None:
     """The paper's MLP trained 1 epoch on 20 k toy rows (offline values near the L1 ones), exported to ONNX."""
     import pandas as pd
 
-    from l1refit.export import export_onnx
-    from l1refit.model import ModelSpec
-    from l1refit.train import train
+    from l1refit.deploy.onnx_export import export_onnx
+    from l1refit.ml.spec import ModelSpec
+    from l1refit.ml.training import train
 
     rng = np.random.default_rng(3)
     df = pd.DataFrame(skim_batch(20_000, 0, rng))
@@ -87,16 +87,16 @@ def run_refit(model: str, path: str, chunk_size: int, threads: int) -> dict:
     """In the child: one refit, timed; return its counts, the RSS after the imports and the peak RSS."""
     import resource
 
-    from l1refit.refit import refit_file
+    from l1refit import logs
+    from l1refit.deploy.refit import refit_file
 
+    logs.configure(sys.stderr)  # the refit's per-chunk log lines
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
     baseline = _rss_now()
     with tempfile.TemporaryDirectory() as out:
         cpu0 = time.process_time()
-        progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-        counts = refit_file(model, path, Path(out) / "refit.parquet", chunk_size=chunk_size, threads=threads,
-                            progress=progress)  # fmt: skip
+        counts = refit_file(model, path, Path(out) / "refit.parquet", chunk_size=chunk_size, threads=threads)
         counts["cpu_seconds"] = time.process_time() - cpu0
         counts["output_bytes"] = (Path(out) / "refit.parquet").stat().st_size
     counts["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB

@@ -1,4 +1,4 @@
-"""Skim benchmark: read + select + match throughput of ``l1refit.skim.skim_file`` on one core, and its peak RSS.
+"""Skim benchmark: read + select + match throughput of ``l1refit.skim.files.skim_file`` on one core, and its peak RSS.
 
 Targets (issue 4): >= 1 M L1 muons/s per core, peak RSS < 2 GB on a >= 5 M-event L1Ntuple. The input is a synthetic
 L1Ntuple written chunk by chunk with ``l1ntuple.Writer`` (about 1.2 L1 muons and 1 offline muon per event, most L1
@@ -143,7 +143,8 @@ def run_skim(path: str, step_size: int, profile: bool) -> dict:
 
     import pyarrow as pa
 
-    from l1refit import skim
+    from l1refit.skim.files import skim_file
+    from l1refit.skim.selection import Selection
 
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
@@ -152,8 +153,8 @@ def run_skim(path: str, step_size: int, profile: bool) -> dict:
         threading.Thread(target=_watch_anonymous_rss, args=(stop, anonymous), daemon=True).start()
     with tempfile.TemporaryDirectory() as out, cProfile.Profile() if profile else contextlib.nullcontext() as prof:
         cpu0, t0 = time.process_time(), time.perf_counter()
-        cutflow = skim.skim_file(path, "l1ntuple", skim.Selection(), Path(out) / "skim.parquet",
-                                 Path(out) / "cutflow.csv", step_size=step_size)  # fmt: skip
+        cutflow = skim_file(path, "l1ntuple", Selection(), Path(out) / "skim.parquet",
+                            Path(out) / "cutflow.csv", step_size=step_size)  # fmt: skip
         seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     stop.set()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB

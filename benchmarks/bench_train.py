@@ -1,10 +1,11 @@
 """Training benchmark: seconds per epoch per million training rows of the paper's MLP, for 1 and 2 threads.
 
-Runs ``l1refit.train.train`` itself (minibatch loop, validation pass, early-stopping bookkeeping) on a synthetic table
-of the skim's shape — four hardware-integer inputs, three targets, 3 × 32 hidden units — with the optimisers of the
-paper's models (Adam: A, E, F; Adadelta: B, C, D). Each (optimiser, threads) point is a median over repeats of the
-per-epoch wall times, because timings on shared machines vary by about ±30 %. Every run happens in a fresh child
-process with ``OMP_NUM_THREADS`` set, so the thread pools are sized as in a workflow job. Not a test: it never fails.
+Runs ``l1refit.ml.training.train`` itself (minibatch loop, validation pass, early-stopping bookkeeping) on a
+synthetic table of the skim's shape — four hardware-integer inputs, three targets, 3 × 32 hidden units — with the
+optimisers of the paper's models (Adam: A, E, F; Adadelta: B, C, D). Each (optimiser, threads) point is a median
+over repeats of the per-epoch wall times, because timings on shared machines vary by about ±30 %. Every run happens
+in a fresh child process with ``OMP_NUM_THREADS`` set, so the thread pools are sized as in a workflow job.
+Not a test: it never fails.
 
     python benchmarks/bench_train.py [--rows 400000] [--batch-size 1024] [--epochs 3] [--repeats 3]
 """
@@ -44,8 +45,8 @@ def synthetic_skim(rows: int, seed: int = 0) -> pd.DataFrame:
 
 def child(optimizer: str, threads: int, rows: int, batch_size: int, epochs: int) -> dict:
     """One training in this process; per-epoch seconds and the number of rows trained on per epoch."""
-    from l1refit.model import ModelSpec
-    from l1refit.train import train
+    from l1refit.ml.spec import ModelSpec
+    from l1refit.ml.training import train
 
     spec = ModelSpec("logcosh", optimizer, None, "relu", "linear")
     _, history = train(synthetic_skim(rows), spec, epochs=epochs, batch_size=batch_size, patience=epochs,

@@ -11,13 +11,13 @@ import json
 import sys
 import warnings
 
-from . import __version__
-from .convert import OUTPUT_FORMATS, convert
-from .errors import L1RefitError
-from .formats import scouting
-from .inspect import FORMATS, format_summary, inspect_file
-from .refit import DEFAULT_CHUNK_SIZE, refit_file
-from .refit import FORMATS as REFIT_FORMATS
+from l1refit import __version__, logs
+from l1refit.deploy.refit import DEFAULT_CHUNK_SIZE, refit_file
+from l1refit.errors import L1RefitError
+from l1refit.formats import scouting
+from l1refit.formats.convert import convert
+from l1refit.formats.inventory import format_summary, inspect_file
+from l1refit.formats.registry import ALL_FORMATS, EVENT_FORMATS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Detect the format of each FILE (L1Ntuple ROOT, Run-2 or Run-3 scouting raw) and summarise it.",
     )
     ins.add_argument("files", nargs="+", metavar="FILE")
-    ins.add_argument("--format", choices=FORMATS, help="expect this format (default: detect it)")
+    ins.add_argument("--format", choices=EVENT_FORMATS, help="expect this format (default: detect it)")
     ins.add_argument("--first", type=int, default=3, metavar="N", help="records/muons to show (default 3)")
     ins.add_argument("--l1-tree", default="l1UpgradeTree/L1UpgradeTree", help="L1 muon tree of an L1Ntuple")
     ins.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -51,8 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     conv.add_argument("input", metavar="INPUT")
     conv.add_argument("output", metavar="OUTPUT")
-    conv.add_argument("--to", choices=OUTPUT_FORMATS, help="output format (default: from OUTPUT's suffix)")
-    conv.add_argument("--from", dest="src_format", choices=FORMATS, help="input format (default: detect it)")
+    conv.add_argument("--to", choices=ALL_FORMATS, help="output format (default: from OUTPUT's suffix)")
+    conv.add_argument("--from", dest="src_format", choices=EVENT_FORMATS, help="input format (default: detect it)")
     conv.add_argument("--run", type=int, help="run number written to scouting outputs (default: the input's)")
     conv.add_argument("--lumi", type=int, default=0, help="lumisection of a Run-3 scouting output (default 0)")
     conv.add_argument(
@@ -73,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     ref.add_argument("input", metavar="INPUT")
     ref.add_argument("output", metavar="OUTPUT")
-    ref.add_argument("--model", required=True, metavar="M.onnx", help="ONNX model written by l1refit.export")
-    ref.add_argument("--format", choices=REFIT_FORMATS, help="expect this input format (default: detect it)")
+    ref.add_argument("--model", required=True, metavar="M.onnx", help="ONNX model from l1refit.deploy.onnx_export")
+    ref.add_argument("--format", choices=ALL_FORMATS, help="expect this input format (default: detect it)")
     ref.add_argument(
         "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N",
         help=f"Parquet rows, L1Ntuple events or (about) scouting muons per chunk (default {DEFAULT_CHUNK_SIZE})",
@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         "calibrate",
         help="fit the synthetic detector to the paper's GMT row and write generator_calibration.csv",
         description=(
-            "Fit the free generator parameters (PHYSICS_MODEL.md section 6) so the synthetic GMT-vs-offline metrics "
+            "Fit the free generator parameters (docs/physics.md §6) so the synthetic GMT-vs-offline metrics "
             "reproduce the paper's GMT row, print the fitted generator section as YAML (commit it as the config "
             "defaults), and write the calibration table with the Bayes-optimal limit. --no-fit only evaluates."
         ),
@@ -143,7 +143,6 @@ def _refit(args) -> None:
         chunk_size=args.chunk_size,
         threads=args.threads,
         l1_tree=args.l1_tree,
-        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     print(f"format: {counts['format']}, muons: {counts['muons']}, chunks: {counts['chunks']}, "
           f"seconds: {counts['seconds']:.1f}")  # fmt: skip
@@ -152,16 +151,14 @@ def _refit(args) -> None:
 def _calibrate(args) -> None:
     import yaml
 
-    from .metrics import Windows
-    from .simulate.calibration import fit, write_calibration_table
-    from .simulate.params import resolve
+    from l1refit.analysis.metrics import Windows
+    from l1refit.config.loading import load
+    from l1refit.simulate.calibration import fit, write_calibration_table
 
-    with open(args.config) as stream:
-        config = yaml.safe_load(stream) or {}
-    gen = resolve(config.get("generator"))
+    config = load([args.config])  # an overlay on config/config.yaml, validated, every default filled in
+    gen = config["generator"]
     if not args.no_fit:
-        progress = lambda message: print(message, flush=True)  # noqa: E731
-        gen, _ = fit(gen, n=args.muons, seed=args.seed, max_evals=args.max_evals, progress=progress)
+        gen, _ = fit(gen, selection=config["selection"], n=args.muons, seed=args.seed, max_evals=args.max_evals)
         text = yaml.safe_dump({"generator": gen}, sort_keys=False)
         if args.params_out:
             with open(args.params_out, "w") as stream:
@@ -169,15 +166,16 @@ def _calibrate(args) -> None:
             print(f"fitted generator parameters written to {args.params_out}")
         else:
             print(text)
-    cal = {"muons": 2_000_000, "seed": 7, "bayes_muons": 4_000_000, "bayes_seed": 8} | config.get("calibration", {})
+    cal = config["calibration"]
     write_calibration_table(
-        args.table, gen, n=cal["muons"], seed=cal["seed"], n_bayes=cal["bayes_muons"], bayes_seed=cal["bayes_seed"],
-        windows=Windows.from_config(config.get("metrics")),
+        args.table, gen, selection=config["selection"], n=cal["muons"], seed=cal["seed"], n_bayes=cal["bayes_muons"],
+        bayes_seed=cal["bayes_seed"], windows=Windows.from_config(config["metrics"]),
     )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    logs.configure(sys.stderr)  # progress lines of long commands (a bar on a terminal) go to stderr
     try:
         args.handler(args)
     except (L1RefitError, FileNotFoundError, ValueError) as err:

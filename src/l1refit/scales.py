@@ -1,4 +1,4 @@
-"""Hardware scales of uGMT output muons (FORMATS.md §1 and §2.4), vectorised.
+"""Hardware scales of uGMT output muons (docs/formats.md §1 and §2.4), vectorised.
 
 Two conventions exist and both are needed:
 
@@ -12,7 +12,7 @@ Two conventions exist and both are needed:
 Physical → hardware (what a detector measurement becomes) uses, per quantity:
 
 * pT: **floor** — ``hwPt = floor(pt / 0.5) + 1``; every hardware value stands for the bin [pt, pt + 0.5).
-* φ: **floor** — the BMTF converts the MB2 segment φ with a floor to 0.625° (PHYSICS_MODEL.md §2).
+* φ: **floor** — the BMTF converts the MB2 segment φ with a floor to 0.625° (docs/physics.md §2.2).
 * η: **round** (half away from zero, like C ``lround``) — the η assignment is a nearest-bin look-up.
 
 Reading stored floats back to integers (``mode="round"``) must use rounding for every quantity, because the float

@@ -5,22 +5,22 @@
 
 rule table3:
     input:
-        model=f"results/models/{ANALYSIS_MODEL}/final/model.pt",
-        onnx=f"results/onnx/{ANALYSIS_MODEL}.onnx",
+        model=trained("model.pt", "final").format(model=ANALYSIS_MODEL),
+        onnx=PATHS["onnx"].format(model=ANALYSIS_MODEL),
         skim=TRAINING_SKIM,
     output:
         csv=report(
-            "results/tables/table3.csv",
+            PATHS["table3"],
             caption="../report/table3.rst",
             category="Tables",
         ),
         png=report(
-            "results/plots/throughput.png",
+            PATHS["throughput"],
             caption="../report/throughput.rst",
             category="Figures",
         ),
         precision=report(
-            "results/tables/int8_metrics.csv",
+            PATHS["int8_metrics"],
             caption="../report/int8_metrics.rst",
             category="Tables",
         ),
@@ -31,7 +31,7 @@ rule table3:
     benchmark:
         "logs/benchmarks/table3.tsv"
     conda:
-        "../../envs/l1refit.yaml"
+        ENV
     threads: all_cores
     resources:
         mem_mb=4000,

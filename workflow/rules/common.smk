@@ -1,29 +1,108 @@
-# Configuration validation and the helpers every stage uses. Pure functions of the config: no I/O but
+# Configuration, output paths and input functions every stage uses. Pure functions of the config: no I/O but
 # the early check that the configured input files exist.
-from snakemake.utils import validate
-
-from l1refit.datasets import (
+from l1refit.config.datasets import (
     check_datasets,
     file_datasets,
     resolve_paths,
     synthetic_datasets,
 )
+from l1refit.config.loading import compose, read_yaml, validate
 from l1refit.errors import ConfigError
 
-validate(config, schema="../schemas/config.schema.yaml")
-
-FILE_DATASETS = file_datasets(config["datasets"])
-SYNTHETIC_DATASETS = synthetic_datasets(config["datasets"])
-
-# Check meaning and resolve every user input now, so a foreign key, a missing file or an empty glob
-# stops the run before any job starts.
+# Scenario configs (--configfile) are overlays on the embedded default: sections merge key by key, except
+# datasets and models, which an overlay replaces whole. Then the schema fills every default and checks every key;
+# an error is one line naming the key, the value and the rule, before any job runs.
 try:
+    config.update(
+        validate(
+            compose(config, workflow.config_settings.overwrite_config),
+            source=" ".join(map(str, workflow.overwrite_configfiles)) or "config",
+        )
+    )
+    FILE_DATASETS = file_datasets(config["datasets"])
+    SYNTHETIC_DATASETS = synthetic_datasets(config["datasets"])
+    # Check meaning and resolve every user input now, so a foreign key, a missing file or an empty glob
+    # stops the run before any job starts.
     check_datasets(config["datasets"])
     INPUT_FILES = {
         name: resolve_paths(name, spec["paths"]) for name, spec in FILE_DATASETS.items()
     }
 except ConfigError as err:
     raise WorkflowError(f"configuration error: {err}") from None
+
+MODELS = config.get("models") or {}
+TRAINING = config["training"]
+FOLDS = list(range(TRAINING["folds"]))
+SPLITS = [f"fold{fold}" for fold in FOLDS] + ["final"]
+BASELINES = TRAINING["baselines"]
+ANALYSIS_MODEL = config["analysis_model"]
+MASS_DATASET = config["plots"]["mass_dataset"]
+# Table 2's windows only: a figure setting under metrics must not rerun the tables.
+METRIC_WINDOWS = {key: config["metrics"][key] for key in ("core", "tail")}
+ENV = "../../envs/l1refit.yaml"
+
+# Every output path of the workflow, in one place (the output contract of DESIGN/README).
+PATHS = {
+    "inventory": "results/inspect/{dataset}.json",
+    "ntuple": "results/ntuples/{dataset}/{part}.root",
+    "skim_part": "results/skims/{dataset}/{part}.parquet",
+    "cutflow_part": "results/skims/{dataset}/{part}.cutflow.csv",
+    "skim": "results/skims/{dataset}.parquet",
+    "cutflow": "results/tables/cutflow_{dataset}.csv",
+    "calibration": "results/tables/generator_calibration.csv",
+    "predictions": "results/predictions/{model}/fold{fold}.parquet",
+    "baseline": "results/predictions/baselines/{baseline}/fold{fold}.parquet",
+    "dataset_predictions": "results/predictions/{model}/final/{dataset}.parquet",
+    "table1": "results/tables/table1",
+    "table2": "results/tables/table2",
+    "table3": "results/tables/table3.csv",
+    "int8_metrics": "results/tables/int8_metrics.csv",
+    "resonances": "results/tables/resonances.csv",
+    "turn_on_table": "results/tables/turn_on.csv",
+    "fig2": "results/plots/fig2_residuals",
+    "fig3": "results/plots/fig3_mass",
+    "resonance_plot": "results/plots/resonances",
+    "turn_on_plot": "results/plots/turn_on",
+    "throughput": "results/plots/throughput.png",
+    "onnx": "results/onnx/{model}.onnx",
+}
+TRAINING_SKIM = PATHS["skim"].format(dataset=TRAINING["dataset"])
+ANALYSIS_PREDICTIONS = expand(PATHS["predictions"], model=ANALYSIS_MODEL, fold=FOLDS)
+
+
+def check_references():
+    """Names that point at other sections (training dataset, analysis model, mass dataset) must exist."""
+    datasets = ", ".join(config["datasets"])
+    if not MODELS:
+        return
+    if TRAINING["dataset"] not in config["datasets"]:
+        raise WorkflowError(
+            f"configuration error: training.dataset {TRAINING['dataset']!r} is not a configured dataset "
+            f"(datasets: {datasets})"
+        )
+    if ANALYSIS_MODEL not in MODELS:
+        raise WorkflowError(
+            f"configuration error: analysis_model {ANALYSIS_MODEL!r} is not a configured model "
+            f"(models: {', '.join(MODELS)})"
+        )
+    if MASS_DATASET is not None and MASS_DATASET not in config["datasets"]:
+        raise WorkflowError(
+            f"configuration error: plots.mass_dataset {MASS_DATASET!r} is not a configured dataset "
+            f"(datasets: {datasets}); set it to null for no mass plots"
+        )
+
+
+check_references()
+
+
+def trained(name, split="{split}"):
+    """A file of a trained model: model.pt, history.csv or loss.png of one split (fold<k> or final)."""
+    return f"results/models/{{model}}/{split}/{name}"
+
+
+def figure(stem):
+    """A figure's PNG (in the report, with its caption) and PDF outputs, named png and pdf."""
+    return {"png": f"{stem}.png", "pdf": f"{stem}.pdf"}
 
 
 def dataset_local_files(wildcards):
@@ -37,21 +116,23 @@ def dataset_all_paths(wildcards):
 
 
 def dataset_format(wildcards):
+    """Generated datasets are L1Ntuples; file datasets say their format."""
+    if wildcards.dataset in SYNTHETIC_DATASETS:
+        return "l1ntuple"
     return config["datasets"][wildcards.dataset]["format"]
 
 
 def dataset_l1_tree(wildcards):
-    """The L1 muon tree of an l1ntuple dataset ('' = the reader's default, the unpacked muons)."""
+    """The L1 muon tree of an l1ntuple file dataset ('' = the reader's default, the unpacked muons)."""
     return config["datasets"][wildcards.dataset].get("l1_tree", "")
 
 
 def synthetic_ntuples(dataset):
     """The generated files of a synthetic dataset, one per configured part."""
-    spec = SYNTHETIC_DATASETS[dataset]
     return expand(
-        "results/ntuples/{dataset}/{part}.root",
+        PATHS["ntuple"],
         dataset=dataset,
-        part=range(spec["files"]),
+        part=range(SYNTHETIC_DATASETS[dataset]["files"]),
     )
 
 
@@ -74,28 +155,17 @@ def dataset_parts(dataset):
     return len(INPUT_FILES[dataset])
 
 
-def part_index(wildcards):
-    return int(wildcards.part)
-
-
 def skim_source(wildcards):
     """The input of one skim job: a generated ntuple, or the part-th configured file (a URL stays a string)."""
     if wildcards.dataset in SYNTHETIC_DATASETS:
-        return f"results/ntuples/{wildcards.dataset}/{wildcards.part}.root"
+        return PATHS["ntuple"].format(**wildcards)
     return INPUT_FILES[wildcards.dataset][int(wildcards.part)]
 
 
 def skim_input(wildcards):
     """Tracked input of a skim job: the local file (remote URLs are passed through params only)."""
     source = skim_source(wildcards)
-    return [] if "://" in source else source
-
-
-def skim_format(wildcards):
-    """Generated datasets are L1Ntuples; file datasets say their format."""
-    if wildcards.dataset in SYNTHETIC_DATASETS:
-        return "l1ntuple"
-    return dataset_format(wildcards)
+    return [] if "://" in source else [source]
 
 
 def skim_l1_tree(wildcards):
@@ -105,72 +175,21 @@ def skim_l1_tree(wildcards):
 
 
 def skim_parts(kind):
-    """Input function: every part's skim (kind 'parquet') or cutflow (kind 'cutflow.csv') of a dataset."""
+    """Input function: every part's skim ('skim_part') or cutflow ('cutflow_part') of a dataset."""
 
     def parts(wildcards):
         return expand(
-            "results/skims/{dataset}/{part}.{kind}",
+            PATHS[kind],
             dataset=wildcards.dataset,
             part=range(dataset_parts(wildcards.dataset)),
-            kind=kind,
         )
 
     return parts
 
 
-MODELS = config.get("models", {})
-TRAINING = config["training"]
-FOLDS = list(range(TRAINING["folds"]))
-BASELINES = TRAINING["baselines"]
-TRAINING_SKIM = f"results/skims/{TRAINING['dataset']}.parquet"
-# Table 2's windows only: a figure setting under metrics must not rerun the tables.
-METRIC_WINDOWS = {key: config["metrics"][key] for key in ("core", "tail")}
-
-
-def check_training_config():
-    """The training dataset and the analysis model must exist once models are configured."""
-    if not MODELS:
-        return
-    if TRAINING["dataset"] not in config["datasets"]:
-        raise WorkflowError(
-            f"configuration error: training.dataset {TRAINING['dataset']!r} is not a configured dataset "
-            f"(datasets: {', '.join(config['datasets'])})"
-        )
-    if config["analysis_model"] not in MODELS:
-        raise WorkflowError(
-            f"configuration error: analysis_model {config['analysis_model']!r} is not a configured model "
-            f"(models: {', '.join(MODELS)})"
-        )
-
-
-check_training_config()
-
-
 def model_spec(wildcards):
-    """The Table-1 entry of one model plus the hidden layers: every number that changes its training."""
+    """The Table-1 entry of one model: every setting of the model that changes its training."""
     return {"id": wildcards.model, **MODELS[wildcards.model]}
-
-
-def fold_index(wildcards):
-    return int(wildcards.fold)
-
-
-ANALYSIS_MODEL = config["analysis_model"]
-ANALYSIS_PREDICTIONS = expand(
-    "results/predictions/{model}/fold{fold}.parquet", model=ANALYSIS_MODEL, fold=FOLDS
-)
-MASS_DATASET = config["plots"]["mass_dataset"]
-
-
-def check_plots_config():
-    if MODELS and MASS_DATASET is not None and MASS_DATASET not in config["datasets"]:
-        raise WorkflowError(
-            f"configuration error: plots.mass_dataset {MASS_DATASET!r} is not a configured dataset "
-            f"(datasets: {', '.join(config['datasets'])}); set it to null for no mass plots"
-        )
-
-
-check_plots_config()
 
 
 def all_cores(wildcards):
@@ -191,28 +210,25 @@ def training_outputs():
     if not MODELS:
         return []
     targets = [
-        "results/tables/table1.csv",
-        "results/tables/table2.csv",
-        *expand("results/models/{model}/final/model.pt", model=MODELS),
-        f"results/onnx/{ANALYSIS_MODEL}.onnx",
-        "results/tables/table3.csv",
-        "results/plots/fig2_residuals.png",
-        "results/plots/turn_on.png",
+        f"{PATHS['table1']}.csv",
+        f"{PATHS['table2']}.csv",
+        *expand(trained("model.pt", "final"), model=MODELS),
+        PATHS["onnx"].format(model=ANALYSIS_MODEL),
+        PATHS["table3"],
+        f"{PATHS['fig2']}.png",
+        f"{PATHS['turn_on_plot']}.png",
     ]
     if MASS_DATASET is not None:
-        targets += ["results/plots/fig3_mass.png", "results/tables/resonances.csv"]
+        targets += [f"{PATHS['fig3']}.png", PATHS["resonances"]]
     return targets
 
 
 def final_outputs():
     """Targets of the all rule; each stage adds its deliverables here."""
-    targets = expand("results/inspect/{dataset}.json", dataset=FILE_DATASETS)
-    targets += expand(
-        ["results/skims/{dataset}.parquet", "results/tables/cutflow_{dataset}.csv"],
-        dataset=config["datasets"],
-    )
+    targets = expand(PATHS["inventory"], dataset=FILE_DATASETS)
+    targets += expand([PATHS["skim"], PATHS["cutflow"]], dataset=config["datasets"])
     for dataset in SYNTHETIC_DATASETS:
         targets += synthetic_ntuples(dataset)
     if SYNTHETIC_DATASETS:
-        targets.append("results/tables/generator_calibration.csv")
+        targets.append(PATHS["calibration"])
     return targets + training_outputs()

@@ -4,21 +4,22 @@
 
 rule baseline:
     input:
-        TRAINING_SKIM,
+        skim=TRAINING_SKIM,
     output:
-        "results/predictions/baselines/{baseline}/fold{fold}.parquet",
+        predictions=PATHS["baseline"],
     log:
         "logs/baseline/{baseline}/fold{fold}.log",
     benchmark:
         "logs/benchmarks/baseline/{baseline}/fold{fold}.tsv"
     conda:
-        "../../envs/l1refit.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=3000,
     params:
+        name=lambda wildcards: wildcards.baseline,
         training=TRAINING,
-        fold=fold_index,
+        fold=lambda wildcards: int(wildcards.fold),
     message:
         "Baseline {wildcards.baseline} trained on the folds other than {wildcards.fold}"
     script:
@@ -28,16 +29,16 @@ rule baseline:
 rule table1:
     output:
         csv=report(
-            "results/tables/table1.csv",
+            f"{PATHS['table1']}.csv",
             caption="../report/table1.rst",
             category="Tables",
         ),
-        md="results/tables/table1.md",
+        md=f"{PATHS['table1']}.md",
     log:
         "logs/table1.log",
     localrule: True
     conda:
-        "../../envs/l1refit.yaml"
+        ENV
     params:
         models=MODELS,
     message:
@@ -48,26 +49,20 @@ rule table1:
 
 rule table2:
     input:
-        models=expand(
-            "results/predictions/{model}/fold{fold}.parquet", model=MODELS, fold=FOLDS
-        ),
-        baselines=expand(
-            "results/predictions/baselines/{baseline}/fold{fold}.parquet",
-            baseline=BASELINES,
-            fold=FOLDS,
-        ),
+        model_predictions=expand(PATHS["predictions"], model=MODELS, fold=FOLDS),
+        baseline_predictions=expand(PATHS["baseline"], baseline=BASELINES, fold=FOLDS),
     output:
         csv=report(
-            "results/tables/table2.csv",
+            f"{PATHS['table2']}.csv",
             caption="../report/table2.rst",
             category="Tables",
         ),
-        md="results/tables/table2.md",
-        tex="results/tables/table2.tex",
+        md=f"{PATHS['table2']}.md",
+        tex=f"{PATHS['table2']}.tex",
     log:
         "logs/table2.log",
     conda:
-        "../../envs/l1refit.yaml"
+        ENV
     params:
         models=list(MODELS),
         baselines=BASELINES,

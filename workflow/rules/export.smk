@@ -4,17 +4,19 @@
 
 rule export_onnx:
     input:
-        model="results/models/{model}/final/model.pt",
+        model=trained("model.pt", "final"),
         skim=TRAINING_SKIM,
     output:
-        "results/onnx/{model}.onnx",
+        onnx=PATHS["onnx"],
     log:
         "logs/export/{model}.log",
     conda:
-        "../../envs/l1refit.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=3000,
+    params:
+        model_id=lambda wildcards: wildcards.model,
     message:
         "Export model {wildcards.model} to ONNX and check it against PyTorch"
     script:

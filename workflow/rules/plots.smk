@@ -5,14 +5,14 @@
 
 rule predict_dataset:
     input:
-        model="results/models/{model}/final/model.pt",
-        skim="results/skims/{dataset}.parquet",
+        model=trained("model.pt", "final"),
+        skim=PATHS["skim"],
     output:
-        "results/predictions/{model}/final/{dataset}.parquet",
+        predictions=PATHS["dataset_predictions"],
     log:
         "logs/predict/{model}/final/{dataset}.log",
     conda:
-        "../../envs/l1refit.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=3000,
@@ -24,18 +24,18 @@ rule predict_dataset:
 
 rule fig2:
     input:
-        ANALYSIS_PREDICTIONS,
+        predictions=ANALYSIS_PREDICTIONS,
     output:
         png=report(
-            "results/plots/fig2_residuals.png",
+            f"{PATHS['fig2']}.png",
             caption="../report/fig2.rst",
             category="Figures",
         ),
-        pdf="results/plots/fig2_residuals.pdf",
+        pdf=f"{PATHS['fig2']}.pdf",
     log:
         "logs/plots/fig2.log",
     conda:
-        "../../envs/l1refit.yaml"
+        ENV
     resources:
         mem_mb=3000,
     params:
@@ -51,31 +51,33 @@ rule fig2:
 
 rule dimuon:
     input:
-        f"results/predictions/{ANALYSIS_MODEL}/final/{MASS_DATASET}.parquet",
+        predictions=PATHS["dataset_predictions"].format(
+            model=ANALYSIS_MODEL, dataset=MASS_DATASET
+        ),
     output:
         fig3_png=report(
-            "results/plots/fig3_mass.png",
+            f"{PATHS['fig3']}.png",
             caption="../report/fig3.rst",
             category="Figures",
         ),
-        fig3_pdf="results/plots/fig3_mass.pdf",
+        fig3_pdf=f"{PATHS['fig3']}.pdf",
         table=report(
-            "results/tables/resonances.csv",
+            PATHS["resonances"],
             caption="../report/resonances_table.rst",
             category="Tables",
         ),
         overlay_png=report(
-            "results/plots/resonances.png",
+            f"{PATHS['resonance_plot']}.png",
             caption="../report/resonances.rst",
             category="Figures",
         ),
-        overlay_pdf="results/plots/resonances.pdf",
+        overlay_pdf=f"{PATHS['resonance_plot']}.pdf",
     log:
         "logs/plots/dimuon.log",
     benchmark:
         "logs/benchmarks/plots/dimuon.tsv"
     conda:
-        "../../envs/l1refit.yaml"
+        ENV
     resources:
         mem_mb=4000,
     params:
@@ -91,23 +93,23 @@ rule dimuon:
 
 rule turn_on:
     input:
-        ANALYSIS_PREDICTIONS,
+        predictions=ANALYSIS_PREDICTIONS,
     output:
         png=report(
-            "results/plots/turn_on.png",
+            f"{PATHS['turn_on_plot']}.png",
             caption="../report/turn_on.rst",
             category="Figures",
         ),
-        pdf="results/plots/turn_on.pdf",
+        pdf=f"{PATHS['turn_on_plot']}.pdf",
         table=report(
-            "results/tables/turn_on.csv",
+            PATHS["turn_on_table"],
             caption="../report/turn_on_table.rst",
             category="Tables",
         ),
     log:
         "logs/plots/turn_on.log",
     conda:
-        "../../envs/l1refit.yaml"
+        ENV
     resources:
         mem_mb=3000,
     params:

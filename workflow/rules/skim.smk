@@ -3,74 +3,42 @@
 # L1Ntuples give matched pairs; scouting raw files (no offline muons) give the selected L1 table.
 
 
-if "skim" in CACHED:
-
-    rule skim:
-        input:
-            skim_input,
-        output:
-            parquet="results/skims/{dataset}/{part}.parquet",
-            cutflow="results/skims/{dataset}/{part}.cutflow.csv",
-        log:
-            "logs/skim/{dataset}/{part}.log",
-        cache: True
-        conda:
-            "../../envs/l1refit.yaml"
-        threads: 1
-        resources:
-            mem_mb=2000,
-        params:
-            source=skim_source,
-            format=skim_format,
-            l1_tree=skim_l1_tree,
-            part=part_index,
-            selection=config["selection"],
-            step_size=config["io"]["step_size"],
-            chunk_bytes=config["io"]["chunk_bytes"],
-        message:
-            "Skim {wildcards.dataset} part {wildcards.part}: select and match at station 2"
-        script:
-            "../scripts/skim.py"
-
-else:
-
-    rule skim:
-        input:
-            skim_input,
-        output:
-            parquet="results/skims/{dataset}/{part}.parquet",
-            cutflow="results/skims/{dataset}/{part}.cutflow.csv",
-        log:
-            "logs/skim/{dataset}/{part}.log",
-        benchmark:
-            "logs/benchmarks/skim/{dataset}/{part}.tsv"
-        conda:
-            "../../envs/l1refit.yaml"
-        threads: 1
-        resources:
-            mem_mb=2000,
-        params:
-            source=skim_source,
-            format=skim_format,
-            l1_tree=skim_l1_tree,
-            part=part_index,
-            selection=config["selection"],
-            step_size=config["io"]["step_size"],
-            chunk_bytes=config["io"]["chunk_bytes"],
-        message:
-            "Skim {wildcards.dataset} part {wildcards.part}: select and match at station 2"
-        script:
-            "../scripts/skim.py"
+rule skim:
+    input:
+        skim_input,
+    output:
+        parquet=PATHS["skim_part"],
+        cutflow=PATHS["cutflow_part"],
+    log:
+        "logs/skim/{dataset}/{part}.log",
+    cache: True
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        source=skim_source,
+        format=dataset_format,
+        l1_tree=skim_l1_tree,
+        part=lambda wildcards: int(wildcards.part),
+        selection=config["selection"],
+        step_size=config["io"]["step_size"],
+        chunk_bytes=config["io"]["chunk_bytes"],
+    message:
+        "Skim {wildcards.dataset} part {wildcards.part}: select and match at station 2"
+    script:
+        "../scripts/skim.py"
 
 
 rule merge:
     input:
-        parts=skim_parts("parquet"),
-        cutflows=skim_parts("cutflow.csv"),
+        parts=skim_parts("skim_part"),
+        cutflows=skim_parts("cutflow_part"),
     output:
-        parquet="results/skims/{dataset}.parquet",
+        parquet=PATHS["skim"],
         cutflow=report(
-            "results/tables/cutflow_{dataset}.csv",
+            PATHS["cutflow"],
             caption="../report/cutflow.rst",
             category="Tables",
             subcategory="Cut flows",
@@ -81,7 +49,7 @@ rule merge:
     benchmark:
         "logs/benchmarks/skim/{dataset}.merge.tsv"
     conda:
-        "../../envs/l1refit.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=1000,

@@ -1,14 +1,6 @@
-"""Snakemake adapter: final model -> results/onnx/{model}.onnx, checked against PyTorch on skim rows."""
+"""Snakemake adapter of rule export_onnx: calls l1refit.stages.export.export_onnx (see l1refit.stages.runner)."""
 
-import sys
+from l1refit.stages.export import export_onnx
+from l1refit.stages.runner import run
 
-from l1refit.export import run_export
-
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821, SIM115
-
-run_export(
-    snakemake.input.model,  # noqa: F821
-    snakemake.output[0],  # noqa: F821
-    model_id=snakemake.wildcards.model,  # noqa: F821
-    skim_path=snakemake.input.skim,  # noqa: F821
-)
+run(export_onnx, snakemake)  # noqa: F821

@@ -1,9 +1,6 @@
-"""Snakemake adapter: the final model applied to a whole skim -> results/predictions/{model}/final/{dataset}.parquet."""
+"""Snakemake adapter of rule predict_dataset: calls l1refit.stages.plots.predict_dataset (see l1refit.stages.runner)."""
 
-import sys
+from l1refit.stages.plots import predict_dataset
+from l1refit.stages.runner import run
 
-from l1refit.stages import run_dataset_prediction
-
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821, SIM115
-
-run_dataset_prediction(snakemake.input.model, snakemake.input.skim, snakemake.output[0])  # noqa: F821
+run(predict_dataset, snakemake)  # noqa: F821

@@ -1,9 +1,6 @@
-"""Snakemake adapter: the model definitions of config -> results/tables/table1.csv (+ .md)."""
+"""Snakemake adapter of rule table1: calls l1refit.stages.evaluate.table1 (see l1refit.stages.runner)."""
 
-import sys
+from l1refit.stages.evaluate import table1
+from l1refit.stages.runner import run
 
-from l1refit.evaluate import write_table1
-
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821, SIM115
-
-write_table1(snakemake.params.models, snakemake.output.csv)  # noqa: F821
+run(table1, snakemake)  # noqa: F821

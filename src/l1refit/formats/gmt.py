@@ -1,4 +1,4 @@
-"""The 64-bit uGMT output muon word (FORMATS.md §2.1–2.2), decoded and encoded vectorised over uint32 frames.
+"""The 64-bit uGMT output muon word (docs/formats.md §2.1–2.2), decoded and encoded vectorised over uint32 frames.
 
 Layout (bit 0 = LSB). LSW, every era: hwPhiAtVtx 0–9, hwPt 10–18, hwQual 19–22, hwEtaAtVtx 23–31 (9-bit two's
 complement). MSW: hwIso 0–1, charge sign 2 (1 = negative), charge valid 3, tfMuonIndex 4–10, hwPhi 11–20, then

@@ -1,9 +1,7 @@
-"""The BMTF measurement of a muon at the muon stations (PHYSICS_MODEL.md §1.2–§2.4), in hardware units.
+"""The BMTF measurement of a muon at the muon stations, in hardware units (docs/physics.md §1.2–§2.4).
 
-Propagation (energy loss with fluctuations, range-out, bending K_eff, multiple scattering, decay kink), then
-φ floored at MB2, η fine or coarse, pT from the bending with a per-station-class response and the 90 % rule,
-charge (natural and extra flips), quality = 11 + number of stations. Muons that range out before MB2 give no
-L1 candidate.
+Propagation (energy loss, range-out, bending, multiple scattering, decay kink), then φ floored at MB2, η fine or
+coarse, pT from the bending with the 90 % rule, charge and quality. § numbers refer to docs/physics.md.
 """
 
 from __future__ import annotations
@@ -13,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import scales
-from .detector import BARREL_ETA, OVERLAP_ETA, k_eff, ninety_percent_scale, power_law, station_eta
+from l1refit import scales
+from l1refit.simulate.detector import BARREL_ETA, OVERLAP_ETA, k_eff, ninety_percent_scale, power_law, station_eta
 
 
 @dataclass

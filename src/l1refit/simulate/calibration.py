@@ -1,33 +1,34 @@
-"""Calibration of the synthetic detector against the paper's GMT row, and the Bayes-optimal limit (§6).
+"""Calibration of the synthetic detector against the paper's GMT row, and the Bayes-optimal limit.
 
-The calibration sample is the matched, selected barrel sample the skim produces, built here directly from
-the per-muon chain (each L1 candidate is compared with the offline muon it came from, after the same cuts:
-barrel track finder, quality ≥ 12, 2.5 < pT_L1 < 45 GeV, tight offline muon with valid station-2 coordinates,
-ΔR² < 0.01 at station 2). Common random numbers (fixed seed) make the metrics smooth in the parameters.
+:func:`fit` adjusts the free detector parameters (Nelder–Mead, two stages) on the matched sample of
+:mod:`l1refit.simulate.matched`; :func:`write_calibration_table` writes generator_calibration.csv. The plan and the
+free parameters are described in docs/physics.md §6.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import minimize
 
-from .. import scales
-from ..metrics import METRIC_COLUMNS, Windows, metrics, paper_row, residuals
-from .chain import l1_physical, simulate_muons, zerobias_truth
-from .ugmt import build_luts
+from l1refit.analysis.metrics import METRIC_COLUMNS, Windows, metrics, paper_best_nn, paper_row, split_column
+from l1refit.formats.output import write_csv
+from l1refit.ml.baselines import bayes_limit
+from l1refit.simulate.matched import matched_sample, simulated_gmt_metrics
+from l1refit.simulate.ugmt import build_luts
 
-SELECTION = {"min_quality": 12, "l1_pt": (2.5, 45.0), "match_dr2": 0.01}
-BEST_NN = {  # the paper's best network per metric (Table 2, bold), the yardstick for the Bayes limit
-    "phi_rms": 0.117, "eta_rms": 0.031, "pt_rms": 0.165, "phi_core": 20.17, "eta_core": 5.34, "pt_core": 14.85,
-    "phi_tail": 26.73, "eta_tail": 11.45, "pt_tail": 26.48,
-}  # fmt: skip
+log = logging.getLogger(__name__)
 
-# Free parameters of the fit (§6.1), in two stages as §6.2 suggests (the η block is nearly decoupled), with
-# physically sensible ranges; everything else stays at its configured value.
+BEST_NN = paper_best_nn()  # the paper's best network per metric, the yardstick for the Bayes limit
+LOG_EVERY = 10  # a progress line every this many objective evaluations (and at each improvement)
+
+# Free parameters of the fit (docs/physics.md §6.1), in two stages as §6.2 suggests (the η block is nearly
+# decoupled), with physically sensible ranges; everything else stays at its configured value.
 STAGES: dict[str, dict[tuple[str, str], tuple[float, float]]] = {
     "eta": {
         ("eta", "fine_fraction"): (0.50, 0.90),
@@ -47,8 +48,9 @@ STAGES: dict[str, dict[tuple[str, str], tuple[float, float]]] = {
     },
 }
 # Metrics each stage fits, and the two no physically sensible parameters reach; they are reported, not fitted:
-# * pt_core (paper 10.5 %): needs ~40 % of muons within ~4 % of the offline pT (§7 (3)), impossible with the
-#   ≥ 10 % multiple-scattering floor of the L1 1/pT resolution and the +10–40 % scale of the 90 % rule.
+# * pt_core (paper 10.5 %): needs ~40 % of muons within ~4 % of the offline pT (docs/physics.md §7 (3)),
+#   impossible with the ≥ 10 % multiple-scattering floor of the L1 1/pT resolution and the +10–40 % scale of
+#   the 90 % rule.
 # * phi_core (paper 14.8 %): the floor of the 4-bit uGMT Δφ LUT (LSB 43.6 mrad, §1.6) puts the GMT error of a
 #   hard muon uniformly in (−44, 0] mrad (plus the −5.5 mrad MB2 floor), so at most ~18 % of hard muons fall in
 #   ±8 mrad; with the hard fraction the φ tail allows (≤ 40 %) the GMT core stays below ~10 %.
@@ -60,60 +62,17 @@ STAGE_BAYES = {"eta": ("eta_rms",), "phi_pt": ("phi_rms", "pt_rms")}
 UNREACHABLE = ("phi_core", "pt_core")
 
 
-@dataclass
-class Sample:
-    """Selected matched muons: NN inputs (hardware integers at the vertex) and offline targets."""
-
-    hw_pt: np.ndarray
-    hw_eta: np.ndarray
-    hw_phi: np.ndarray
-    charge: np.ndarray
-    l1: dict[str, np.ndarray]  # physical at vertex: pt, eta, phi
-    reco: dict[str, np.ndarray]  # offline: pt, eta, phi
-
-    def gmt_residuals(self) -> dict[str, np.ndarray]:
-        l1, reco = self.l1, self.reco
-        return residuals(l1["phi"], l1["eta"], l1["pt"], reco["phi"], reco["eta"], reco["pt"])
-
-
-def matched_sample(gen: dict, n: int, seed: int, luts=None) -> Sample:
-    """Generate ``n`` ZeroBias muons and keep the matched, selected barrel L1–offline pairs."""
-    luts = luts or build_luts(gen)
-    rng = np.random.default_rng(seed)
-    mu = simulate_muons(rng, zerobias_truth(rng, n, gen), gen, luts)
-    l1 = l1_physical(mu)
-    dr2 = scales.delta_phi(l1["phiSt"], mu["off_phiSt2"]) ** 2 + (l1["etaSt"] - mu["off_etaSt2"]) ** 2
-    lo, hi = SELECTION["l1_pt"]
-    keep = (
-        mu["has_l1"] & mu["barrel"] & (mu["l1_hwQual"] >= SELECTION["min_quality"])
-        & (l1["pt"] > lo) & (l1["pt"] < hi)
-        & mu["off_isTightMuon"] & (mu["off_etaSt2"] != -9999.0)
-        & (dr2 < SELECTION["match_dr2"])
-    )  # fmt: skip
-    return Sample(
-        hw_pt=mu["l1_hwPt"][keep], hw_eta=mu["l1_hwEtaAtVtx"][keep], hw_phi=mu["l1_hwPhiAtVtx"][keep],
-        charge=mu["l1_charge"][keep],
-        l1={k: l1[k][keep] for k in ("pt", "eta", "phi")},
-        reco={k: mu[f"off_{k}"][keep] for k in ("pt", "eta", "phi")},
-    )  # fmt: skip
-
-
-def gmt_metrics(gen: dict, n: int, seed: int, windows: Windows | None = None) -> dict[str, float]:
-    """The nine GMT-vs-offline metrics of the synthetic detector."""
-    return metrics(matched_sample(gen, n, seed).gmt_residuals(), windows)
-
-
 TOLERANCE = {"rms": 0.10, "core": 3.0, "tail": 3.0}  # relative for RMS, percentage points for core and tail
 
 
 def _scaled(key: str, ours: float, target: float) -> float:
     """Deviation in units of the acceptance tolerance (|x| ≤ 1 is within it)."""
-    kind = key.split("_")[1]
+    kind = split_column(key)[1]
     return (ours - target) / (TOLERANCE[kind] * target) if kind == "rms" else (ours - target) / TOLERANCE[kind]
 
 
 def loss(ours: dict[str, float], target: dict[str, float], keys=METRIC_COLUMNS) -> float:
-    """Σ squared deviations in units of the tolerance over ``keys`` (§6.2, normalised to the acceptance)."""
+    """Σ squared deviations in units of the tolerance over ``keys`` (docs/physics.md §6.2)."""
     return float(sum(_scaled(k, ours[k], target[k]) ** 2 for k in keys))
 
 
@@ -131,13 +90,8 @@ def bayes_penalty(limit: dict[str, float], keys=("phi_rms", "eta_rms", "pt_rms")
     return float(total)
 
 
-def _sample_dict(sample: Sample) -> dict:
-    return {
-        "hw_pt": sample.hw_pt, "hw_eta": sample.hw_eta, "charge": sample.charge, "l1": sample.l1, "reco": sample.reco
-    }  # fmt: skip
-
-
 def with_values(gen: dict, free, values) -> dict:
+    """A copy of ``gen`` with the parameters ``free`` ((group, key) pairs) set to ``values``."""
     out = copy.deepcopy(gen)
     for (group, key), value in zip(free, values, strict=True):
         out[group][key] = float(value)
@@ -147,20 +101,19 @@ def with_values(gen: dict, free, values) -> dict:
 def fit(
     gen: dict,
     *,
+    selection: Mapping[str, Any] | None,
     n: int = 300_000,
     seed: int = 7,
     max_evals: int = 250,
     bayes_weight: float = 1.0,
     windows: Windows | None = None,
-    progress: Callable[[str], None] = print,
 ) -> tuple[dict, dict[str, float]]:
     """Fit the free parameters stage by stage (Nelder–Mead in box-normalised coordinates, common random numbers).
 
     Each stage adds the Bayes-limit penalty (cross-fitted on the same sample) of its variables, so the fit prefers
-    detectors whose learnable share of the error is as large as the paper implies.
+    detectors whose learnable share of the error is as large as the paper implies. ``selection`` is the config's
+    ``selection:`` mapping. Progress: a log line at each improvement and every :data:`LOG_EVERY` evaluations.
     """
-    from ..baselines import bayes_limit
-
     target = paper_row("GMT")
     for stage, free in STAGES.items():
         bounds = np.array(list(free.values()))
@@ -170,53 +123,55 @@ def fit(
 
         def objective(x, gen=gen, free=free, bounds=bounds, stage=stage, state=state):
             trial = with_values(gen, free, bounds[:, 0] + np.clip(x, 0, 1) * (bounds[:, 1] - bounds[:, 0]))
-            sample = matched_sample(trial, n, seed)
+            sample = matched_sample(trial, n, seed, selection=selection)
             value = loss(metrics(sample.gmt_residuals(), windows), target, STAGE_METRICS[stage])
             if bayes_weight:
-                limit = bayes_limit(_sample_dict(sample), windows, seed=seed)
+                limit = bayes_limit(sample.bayes_inputs(), windows, seed=seed)
                 value += bayes_weight * bayes_penalty(limit, STAGE_BAYES[stage])
             state["calls"] += 1
-            if value < state["best"]:
+            improved = value < state["best"]
+            if improved:
                 state["best"] = value
+            if improved or state["calls"] % LOG_EVERY == 0:
                 values = ", ".join(f"{k}={trial[g][k]:.4g}" for g, k in free)
-                progress(f"  {stage} evaluation {state['calls']}: loss {value:.4f}  ({values})")
+                log.info("%s evaluation %d/%d: loss %.4f, best %.4f (%s)", stage, state["calls"], max_evals, value,
+                         state["best"], values)  # fmt: skip
             return value
 
-        progress(f"calibration stage {stage!r}: {len(free)} parameters, metrics {', '.join(STAGE_METRICS[stage])}")
+        log.info("calibration stage %r: %d parameters, metrics %s", stage, len(free), ", ".join(STAGE_METRICS[stage]))
         result = minimize(
             objective, x0, method="Nelder-Mead", bounds=[(0, 1)] * len(free),
             options={"maxfev": max_evals, "xatol": 2e-3, "fatol": 1e-3, "adaptive": True},
         )  # fmt: skip
         gen = with_values(gen, free, bounds[:, 0] + np.clip(result.x, 0, 1) * (bounds[:, 1] - bounds[:, 0]))
-    return gen, gmt_metrics(gen, n, seed, windows)
+    return gen, simulated_gmt_metrics(gen, n, seed, windows, selection=selection)
 
 
 def deviation(ours: dict[str, float], paper: dict[str, float]) -> dict[str, float]:
     """RMS: relative deviation (fraction); core and tail: difference in percentage points."""
-    return {
-        k: (ours[k] - paper[k]) / paper[k] if k.endswith("_rms") else ours[k] - paper[k] for k in METRIC_COLUMNS
-    }
+    return {k: (ours[k] - paper[k]) / paper[k] if k.endswith("_rms") else ours[k] - paper[k] for k in METRIC_COLUMNS}
 
 
 def within_tolerance(dev: dict[str, float]) -> dict[str, bool]:
-    return {k: abs(v) <= TOLERANCE[k.split("_")[1]] + 1e-12 for k, v in dev.items()}
+    """Per metric, whether its deviation is within :data:`TOLERANCE`."""
+    return {k: abs(v) <= TOLERANCE[split_column(k)[1]] + 1e-12 for k, v in dev.items()}
 
 
-def calibration_table(gen: dict, *, n: int, seed: int, n_bayes: int, bayes_seed: int, windows=None):
+def calibration_table(
+    gen: dict, *, selection: Mapping[str, Any] | None, n: int, seed: int, n_bayes: int, bayes_seed: int, windows=None
+) -> pd.DataFrame:
     """The rows of generator_calibration.csv: paper vs synthetic GMT, deviations, and the Bayes limit.
 
-    The Bayes limit is cross-fitted on an independent sample (``bayes_seed``) of ``n_bayes`` muons.
+    The Bayes limit is cross-fitted on an independent sample (``bayes_seed``) of ``n_bayes`` muons; both samples
+    pass the config's ``selection``.
     """
-    import pandas as pd
-
-    from ..baselines import bayes_limit
-
     luts = build_luts(gen)
-    ours = metrics(matched_sample(gen, n, seed, luts).gmt_residuals(), windows)
+    ours = metrics(matched_sample(gen, n, seed, luts, selection=selection).gmt_residuals(), windows)
     paper = paper_row("GMT")
     dev = deviation(ours, paper)
     ok = within_tolerance(dev)
-    limit = bayes_limit(_sample_dict(matched_sample(gen, n_bayes, bayes_seed, luts)), windows, seed=bayes_seed)
+    bayes_sample = matched_sample(gen, n_bayes, bayes_seed, luts, selection=selection)
+    limit = bayes_limit(bayes_sample.bayes_inputs(), windows, seed=bayes_seed)
     rows = {
         "paper_gmt": paper,
         "synthetic_gmt": ours,
@@ -225,16 +180,17 @@ def calibration_table(gen: dict, *, n: int, seed: int, n_bayes: int, bayes_seed:
         "paper_best_nn": BEST_NN,
         "bayes_limit": limit,
     }
-    table = pd.DataFrame([{"row": name, **{k: vals[k] for k in METRIC_COLUMNS}} for name, vals in rows.items()])
-    return table
+    return pd.DataFrame([{"row": name, **{k: vals[k] for k in METRIC_COLUMNS}} for name, vals in rows.items()])
 
 
-def write_calibration_table(path, gen: dict, *, n: int, seed: int, n_bayes: int, bayes_seed: int, windows=None):
-    """Compute :func:`calibration_table` and write it atomically as CSV; print it for the log."""
-    from ..io import atomic_path
-
-    table = calibration_table(gen, n=n, seed=seed, n_bayes=n_bayes, bayes_seed=bayes_seed, windows=windows)
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+def write_calibration_table(
+    path, gen: dict, *, selection: Mapping[str, Any] | None, n: int, seed: int, n_bayes: int, bayes_seed: int,
+    windows=None,
+) -> pd.DataFrame:  # fmt: skip
+    """Compute :func:`calibration_table`, write it atomically as CSV and log it."""
+    table = calibration_table(
+        gen, selection=selection, n=n, seed=seed, n_bayes=n_bayes, bayes_seed=bayes_seed, windows=windows
+    )
+    write_csv(table, path)
+    log.info("generator calibration:\n%s", table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return table

@@ -1,18 +1,18 @@
-"""The whole per-muon chain of PHYSICS_MODEL.md §0: truth → offline → stations → BMTF → uGMT, vectorised.
+"""The per-muon chain of docs/physics.md §0, vectorised: truth → offline → stations → BMTF → uGMT.
 
-:func:`zerobias_truth` draws the ZeroBias-like single-muon mixture of §4; :func:`simulate_muons` takes any truth
-(the tracker-level particle) and returns, per muon, the offline muon, the L1 candidate (if any) in hardware
-units at the station and at the vertex, and the bookkeeping the event builder and the calibration need.
+:func:`simulate_muons` takes any truth (the tracker-level particle) and returns, per muon, the offline muon and the
+L1 candidate (if any) in hardware units at the station and at the vertex; :func:`zerobias_truth` draws the
+ZeroBias-like single-muon mixture (docs/physics.md §4).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import scales
-from .bmtf import measure, propagate
-from .detector import Truth, offline, power_law
-from .ugmt import Luts, extrapolate
+from l1refit import scales
+from l1refit.simulate.bmtf import measure, propagate
+from l1refit.simulate.detector import Truth, offline, power_law
+from l1refit.simulate.ugmt import Luts, extrapolate
 
 
 def zerobias_truth(rng, n: int, gen: dict) -> Truth:
@@ -66,6 +66,17 @@ def simulate_muons(rng, truth: Truth, gen: dict, luts: Luts) -> dict[str, np.nda
         "is_dif": is_dif,
     }
     return out
+
+
+def tf_muon_index(barrel, eta, hw_phi, rank) -> np.ndarray:
+    """tfMuonIndex (docs/formats.md §5): BMTF wedge (hwPhi+24)//48 → 36..71, OMTF sector → 18..35 (η>0) / 72..89.
+
+    ``rank`` is the candidate's rank among those of its event, BX and wedge (the link's muon index, at most 2).
+    """
+    wedge = np.mod(hw_phi + 24, 576) // 48
+    sector = np.mod(hw_phi - 24, 576) // 96
+    omtf = np.where(eta > 0, 18, 72) + 3 * sector
+    return (np.where(barrel, 36 + 3 * wedge, omtf) + np.minimum(rank, 2)).astype(np.int16)
 
 
 def l1_physical(muons: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,8 +1,8 @@
-"""From a muon at the vertex to what the tracker and the BMTF record (PHYSICS_MODEL.md §1–§3), vectorised.
+"""From a muon at the vertex to what the tracker and the muon stations see (docs/physics.md §1–§3), vectorised.
 
-Every function here draws a fixed set of standard variates whose number depends only on the array size, never
-on the parameters, so the same seed gives *common random numbers* across parameter values: the calibration
-then sees smooth changes of the metrics instead of resampling noise.
+Every function draws a fixed number of variates that depends only on the array size, never on the parameters, so a
+seed gives common random numbers across parameter values: smooth metrics for the calibration. § numbers refer to
+docs/physics.md.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import scales
+from l1refit import scales
 
 R_MB2 = 5.12  # m, centre of MB2 (§1.1)
 R_MB1 = 4.31  # m
-BARREL_ETA = 0.83  # BMTF / OMTF boundary (FORMATS §5)
+BARREL_ETA = 0.83  # BMTF / OMTF boundary (docs/formats.md §5)
 OVERLAP_ETA = 1.24  # OMTF / EMTF boundary
 INVALID = -9999.0
 

@@ -1,25 +1,27 @@
-"""Events in the L1Ntuple layout from the per-muon chain: ZeroBias and MuOnia populations, plus the junk a real
-ntuple has (L1 candidates at BX ±1, unmatched fakes, overlap-region muons) so that the skim has real work.
+"""Synthetic L1Ntuple-layout files: ZeroBias and MuOnia events from the per-muon chain (docs/physics.md §4, §5),
+with the junk a real ntuple has (BX ±1 copies, unmatched fakes, overlap muons) so that the skim has real work.
 
-Files are generated in fixed blocks of :data:`BLOCK` events, each with its own random stream derived from
-(seed, part, block): the same seed gives identical files, another part gives independent draws, and memory
-stays bounded whatever the file size.
+Files are made in blocks of :data:`BLOCK` events, each with its own random stream from (seed, part, block): the
+same seed gives identical files, another part independent draws, and memory stays bounded.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 
-from .. import scales
-from ..formats import l1ntuple
-from .chain import simulate_muons, zerobias_truth
-from .detector import Truth, power_law
-from .resonances import STATES, sample_dimuons
-from .ugmt import Luts, build_luts, extrapolate
+from l1refit import scales
+from l1refit.formats import l1ntuple
+from l1refit.simulate.chain import simulate_muons, tf_muon_index, zerobias_truth
+from l1refit.simulate.detector import Truth, power_law
+from l1refit.simulate.resonances import STATES, sample_dimuons
+from l1refit.simulate.ugmt import Luts, build_luts, extrapolate
+
+log = logging.getLogger(__name__)
 
 BLOCK = 50_000  # events per random-stream block (fixed: changing it changes the files)
 RUN = 1  # synthetic run number
@@ -28,14 +30,6 @@ N_BX = 3564
 
 _OFFLINE_FIELDS = ("pt", "eta", "phi", "charge", "etaSt1", "phiSt1", "etaSt2", "phiSt2", "isLooseMuon",
                    "isMediumMuon", "isTightMuon", "iso")  # fmt: skip
-
-
-def _tf_index(barrel, eta, hw_phi, rank) -> np.ndarray:
-    """tfMuonIndex of FORMATS §5: BMTF wedge (hwPhi+24)//48 → 36..71, OMTF sector → 18..35 (η>0) / 72..89."""
-    wedge = np.mod(hw_phi + 24, 576) // 48
-    sector = np.mod(hw_phi - 24, 576) // 96
-    omtf = np.where(eta > 0, 18, 72) + 3 * sector
-    return (np.where(barrel, 36 + 3 * wedge, omtf) + np.minimum(rank, 2)).astype(np.int16)
 
 
 def _fake_candidates(rng, n_events: int, gen: dict, luts: Luts) -> dict[str, np.ndarray]:
@@ -81,7 +75,7 @@ def _l1_candidates(rng, event, mu: dict, gen: dict, luts: Luts, n_events: int) -
     rank = np.empty(key.size, np.int64)
     rank[by_key] = np.arange(key.size) - np.repeat(starts, np.diff(np.r_[starts, key.size]))
     eta = scales.hw_to_eta(cand["hwEta"])
-    cand["tfMuonIndex"] = _tf_index(cand["barrel"], eta, cand["hwPhi"], rank)
+    cand["tfMuonIndex"] = tf_muon_index(cand["barrel"], eta, cand["hwPhi"], rank)
     return cand
 
 
@@ -170,7 +164,6 @@ def generate_file(
     part: int,
     gen: dict,
     luts: Luts | None = None,
-    progress: Callable[[str], None] = print,
 ) -> None:
     """Write one synthetic L1Ntuple-layout file (atomically), block by block."""
     if population not in POPULATIONS:
@@ -182,4 +175,4 @@ def generate_file(
             size = min(BLOCK, n_events - start)
             events = make(block_rng(seed, part, block), size, gen, luts, first_event=part * n_events + start)
             writer.extend(events)
-            progress(f"  {population} part {part}: {start + size}/{n_events} events")
+            log.info("%s part %d: %d/%d events", population, part, start + size, n_events)

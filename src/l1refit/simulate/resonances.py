@@ -1,15 +1,8 @@
-"""Truth-level MuOnia-like dimuon events (PHYSICS_MODEL.md §5), vectorised NumPy.
+"""Truth-level MuOnia-like dimuon events (docs/physics.md §5), vectorised: the MuOnia legs of the chain.
 
-Each state (φ, J/ψ, ψ(2S), Υ(1S,2S,3S), continuum) is generated as a parent with
-
-* pT from dN/dpT ∝ pT / (1 + (pT/p0)²)ⁿ, sampled by its analytic inverse CDF, optionally truncated to pT ≥ pt_min
-  so that only the tail that survives HLT-like cuts (pT(μμ) > 10–25 GeV) is drawn;
-* rapidity flat in |y| < y_max, azimuth uniform in (−π, π];
-* mass: PDG value (δ-function) for the narrow states, a fixed-width relativistic Breit–Wigner for φ(1020) (its
-  Γ = 4.25 MeV is not negligible), exp(−m/m0) for the continuum;
-
-and decayed isotropically (no polarisation, §5) into μ⁺μ⁻. Masses and widths come from ``particle`` [PDG].
-The MuOnia legs of §4 are the muons of these events.
+Each state (φ, J/ψ, ψ(2S), Υ(1S,2S,3S), continuum) is a parent with a pT/(1+(pT/p0)²)ⁿ spectrum, flat rapidity and
+azimuth, and a δ, Breit–Wigner (φ) or exponential (continuum) line shape, decayed isotropically into μ⁺μ⁻. Masses
+and widths come from ``particle`` [PDG]; § numbers refer to docs/physics.md.
 """
 
 from __future__ import annotations
@@ -32,7 +25,7 @@ MUON_MASS = Particle.from_pdgid(13).mass / 1000.0  # GeV
 
 PDG_IDS = {"phi": 333, "jpsi": 443, "psi2s": 100443, "upsilon1s": 553, "upsilon2s": 100553, "upsilon3s": 200553}
 
-# (n, p0 [GeV]) of dN/dpT ∝ pT/(1+(pT/p0)²)ⁿ, PHYSICS_MODEL §5; continuum [est]: between J/ψ and Υ.
+# (n, p0 [GeV]) of dN/dpT ∝ pT/(1+(pT/p0)²)ⁿ, §5; continuum [est]: between J/ψ and Υ.
 SPECTRA = {
     "phi": (3.4, 1.6),
     "jpsi": (3.15, 4.0),

@@ -1,14 +1,7 @@
-"""uGMT extrapolation of track-finder coordinates to the vertex (PHYSICS_MODEL.md §1.6).
+"""uGMT extrapolation of track-finder coordinates to the vertex (docs/physics.md §1.6).
 
-Hardware algorithm (firmware ≥ 0x5000000, 2017–18): for hwPt < 128 the 7-bit pT and the 5-bit |η| index
-(|hwEta| >> 3) address two LUTs with 4-bit outputs; Δφ is shifted left by 2 (LSB 4 hwPhi = 43.6 mrad, at most
-0.654 rad), Δη has LSB 1 hwEta. hwPhiAtVtx = hwPhi ± Δφ (μ+ adds), hwEtaAtVtx = hwEta − sign(hwEta)·Δη.
-
-The LUTs are *re-created* with the recipe of the l1tMuonTools generator, never fitted to the data: a particle
-gun flat in 1/pT (1–1000 GeV) goes through the same detector chain; per |η| index the mean of |φ_L1 − φ_gen| and of
-|η_L1| − |η_gen| versus L1 pT is fitted with a·pT^−b + c on 4 ≤ pT_L1 < 64 GeV, and the LUT entry is
-clip(floor(f(pT)/LSB_out), 0, 15). The floor, the 4-bit saturation and the flat-1/pT prior are exactly the
-learnable imperfections the network corrects.
+Two 4-bit LUTs addressed by the 7-bit pT and the 5-bit |η| index give Δφ and Δη. They are re-created with the
+l1tMuonTools recipe from a flat-1/pT particle gun through the same detector chain, never fitted to the data.
 """
 
 from __future__ import annotations
@@ -18,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import curve_fit
 
-from .. import scales
-from .bmtf import measure, propagate
+from l1refit import scales
+from l1refit.simulate.bmtf import measure, propagate
 
 PT_BITS, ETA_BITS, OUT_BITS = 7, 5, 4
 PHI_OUT_SHIFT = 2
@@ -67,7 +60,13 @@ def _fit_table(eta_red, hw_pt, delta, lsb_out: float, p0) -> np.ndarray:
 
 
 def build_luts(gen: dict) -> Luts:
-    """Re-create the LUTs for the current detector parameters from a seeded flat-1/pT particle gun."""
+    """Re-create the LUTs for the current detector parameters from a seeded flat-1/pT particle gun.
+
+    The l1tMuonTools recipe: a gun flat in 1/pT (1–1000 GeV) goes through the detector chain; per |η| index the mean
+    of |φ_L1 − φ_gen| and of |η_L1| − |η_gen| versus L1 pT is fitted with a·pT^−b + c on 4 ≤ pT_L1 < 64 GeV, and the
+    entry is clip(floor(f(pT)/LSB_out), 0, 15). The floor, the 4-bit saturation and the flat-1/pT prior are exactly
+    the learnable imperfections the network corrects.
+    """
     cfg = gen["ugmt"]
     rng = np.random.default_rng(cfg["lut_seed"])
     n = int(cfg["lut_samples"])
@@ -90,7 +89,12 @@ def build_luts(gen: dict) -> Luts:
 
 
 def extrapolate(hw_pt, hw_eta, hw_phi, charge, luts: Luts) -> tuple[np.ndarray, np.ndarray]:
-    """(hwEtaAtVtx, hwPhiAtVtx) as the uGMT firmware computes them; hwPt ≥ 128 is not extrapolated."""
+    """(hwEtaAtVtx, hwPhiAtVtx) as the uGMT firmware (≥ 0x5000000, 2017–18) computes them.
+
+    For hwPt < 128: Δφ is the LUT output shifted left by 2 (LSB 4 hwPhi = 43.6 mrad, at most 0.654 rad), Δη is in
+    hwEta units; hwPhiAtVtx = hwPhi ± Δφ (μ+ adds), hwEtaAtVtx = hwEta − sign(hwEta)·Δη. hwPt ≥ 128 is not
+    extrapolated.
+    """
     hw_pt = np.asarray(hw_pt, dtype=np.int64)
     hw_eta = np.asarray(hw_eta, dtype=np.int64)
     hw_phi = np.asarray(hw_phi, dtype=np.int64)

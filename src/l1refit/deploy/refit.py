@@ -1,0 +1,200 @@
+"""``l1refit refit``: apply an exported ONNX model to every L1 muon of a file, one Parquet row per muon.
+
+Inputs (a skim or converted Parquet table, an L1Ntuple, a scouting raw file) are read chunk by chunk
+(:mod:`l1refit.deploy.readers`) and written as they go, atomically, so memory stays bounded whatever the input
+size. The output keeps the identity and hardware columns and adds ``l1_*`` and ``refit_*`` (docs/deploy.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from l1refit.deploy.readers import HARDWARE_FOR_PHYSICAL, PHYSICAL, Rows, Source, check_format, open_source
+from l1refit.deploy.runtime import CPU, check_threads, make_session, run_session
+from l1refit.errors import L1RefitError
+from l1refit.formats import l1ntuple
+from l1refit.formats.output import PARQUET_OPTIONS, atomic_path
+from l1refit.logs import progress
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_SIZE = 1_000_000
+REFIT = ("refit_pt", "refit_eta", "refit_phi")
+EXTRA_HARDWARE = ("hwQual", "tfMuonIndex")  # copied beside the model's inputs where the input has them
+
+
+class RefitError(L1RefitError, ValueError):
+    """A model or an input that cannot be refitted: not an l1refit ONNX export, or missing model inputs."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the model
+
+
+@dataclass(frozen=True)
+class Model:
+    """An exported graph in an onnxruntime session: ``model(x)`` maps (N, len(inputs)) float32 to (N, 3) φ, η, pT."""
+
+    path: Path
+    inputs: tuple[str, ...]
+    metadata: dict[str, str]
+    session: ort.InferenceSession
+    input_name: str
+    output_name: str
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return run_session(self.session, x, self.input_name, self.output_name)
+
+
+def load_model(path: str | os.PathLike, *, threads: int = 1) -> Model:
+    """Open an exported model (:mod:`l1refit.deploy.onnx_export`) on the CPU with ``threads`` intra-op threads.
+
+    A file that is not ONNX, or an ONNX graph without the export's metadata and signature, is a
+    :class:`RefitError` naming the file.
+    """
+    check_threads(threads)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        session = make_session(path, threads, CPU)  # errors only in onnxruntime's log: the exception says it
+    except Exception as err:  # onnxruntime raises InvalidProtobuf, Fail, InvalidGraph, ... (no common base)
+        lines = str(err).replace(f"Load model from {path} failed:", "").strip().splitlines()
+        raise RefitError(f"{path}: not an ONNX model onnxruntime can load ({type(err).__name__}: {lines[0]})") from None
+    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    try:
+        inputs = tuple(json.loads(metadata["inputs"]))
+    except (KeyError, TypeError, ValueError):
+        raise RefitError(
+            f"{path}: not an l1refit export: its metadata have no 'inputs' list of input columns "
+            f"(keys: {', '.join(sorted(metadata)) or 'none'})"
+        ) from None
+    if not inputs or not all(isinstance(name, str) for name in inputs):
+        raise RefitError(f"{path}: metadata 'inputs' must be a non-empty list of column names, got {inputs!r}")
+    graph_in = {arg.name: arg for arg in session.get_inputs()}
+    graph_out = {arg.name: arg for arg in session.get_outputs()}
+    input_name, output_name = metadata.get("input_name", "hw"), metadata.get("output_name", "corrected")
+    if input_name not in graph_in or output_name not in graph_out:
+        raise RefitError(
+            f"{path}: the graph has inputs {sorted(graph_in)} and outputs {sorted(graph_out)}; an l1refit export "
+            f"has input {input_name!r} and output {output_name!r}"
+        )
+    width = graph_in[input_name].shape[-1] if graph_in[input_name].shape else None
+    if isinstance(width, int) and width != len(inputs):
+        raise RefitError(f"{path}: the graph takes {width} input columns, its metadata list {len(inputs)}: {inputs}")
+    return Model(path, inputs, metadata, session, input_name, output_name)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# refit
+
+
+def _hardware(source: Source, model: Model) -> list[str]:
+    """The hardware columns of the output: the model's inputs, then :data:`EXTRA_HARDWARE` where available."""
+    names = dict.fromkeys(name for name in (*model.inputs, *EXTRA_HARDWARE) if name in source.columns)
+    return [name for name in names if name not in source.identity and name not in (*PHYSICAL, *REFIT)]
+
+
+def output_schema(source: Source, model: Model, input_path: str | os.PathLike, fmt: str) -> pa.Schema:
+    """Identity, hardware (model inputs, then :data:`EXTRA_HARDWARE`), ``l1_*`` and ``refit_*`` columns."""
+    hardware = _hardware(source, model)
+    fields = [(name, dtype) for name, dtype in source.identity.items()]
+    fields += [(name, source.columns[name]) for name in hardware]
+    fields += [(name, pa.float32()) for name in (*PHYSICAL, *REFIT)]
+    metadata = {
+        "l1refit.refit.model": str(model.path),
+        "l1refit.refit.model_id": model.metadata.get("model_id", ""),
+        "l1refit.refit.training_config_sha256": model.metadata.get("training_config_sha256", ""),
+        "l1refit.refit.inputs": json.dumps(list(model.inputs)),
+        "l1refit.refit.input": str(input_path),
+        "l1refit.refit.input_format": fmt,
+        "l1refit.refit.l1_from_hardware": json.dumps(source.physical_from_hardware),
+    }
+    return pa.schema(fields, metadata)
+
+
+def _table(rows: Rows, schema: pa.Schema) -> pa.Table:
+    arrays = [
+        pa.array(np.ascontiguousarray(rows[field.name], dtype=field.type.to_pandas_dtype()), type=field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def refit_file(
+    model_path: str | os.PathLike,
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    *,
+    fmt: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    threads: int = 1,
+    l1_tree: str = l1ntuple.TREES["l1"],
+) -> dict[str, Any]:
+    """Refit every L1 muon of ``input_path`` with the exported model and write one Parquet row per muon.
+
+    Formats and columns: docs/deploy.md. ``fmt`` (one of :data:`l1refit.formats.registry.ALL_FORMATS`) is
+    detected when not given; ``chunk_size`` is the number of Parquet rows, L1Ntuple events or (about) scouting muons
+    read at a time; ``threads`` the onnxruntime intra-op threads. Each chunk is logged (and a progress bar drawn on a
+    terminal). Returns ``muons`` (rows written), ``chunks``, ``seconds`` (wall time of the reading, inference and
+    writing) and ``format``.
+
+    Errors name the file: a model that is not an l1refit ONNX export, an input of unknown format, a model input
+    column the input lacks (with the model and the input named). ``output_path`` is written atomically.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive number of rows, got {chunk_size}")
+    if Path(output_path).resolve() in {Path(model_path).resolve(), Path(input_path).resolve()}:
+        raise RefitError(f"{output_path}: the output would overwrite the model or the input")
+    model = load_model(model_path, threads=threads)
+    fmt = check_format(input_path, fmt)
+    source = open_source(input_path, fmt, chunk_size, l1_tree)
+    missing = [name for name in model.inputs if name not in source.columns]
+    if missing:
+        raise RefitError(
+            f"{input_path} ({fmt}) lacks the column(s) {', '.join(missing)} that the model {model.path} needs "
+            f"(model inputs: {', '.join(model.inputs)}; the input has: {', '.join(source.columns)})"
+        )
+    needed = list(model.inputs)
+    if source.physical_from_hardware:
+        missing = [name for name in HARDWARE_FOR_PHYSICAL if name not in source.columns]
+        if missing:
+            raise RefitError(
+                f"{input_path} ({fmt}) has no L1 pT, eta, phi columns ({', '.join(PHYSICAL)}) and lacks the "
+                f"column(s) {', '.join(missing)} to compute them from"
+            )
+        needed += HARDWARE_FOR_PHYSICAL
+    schema = output_schema(source, model, input_path, fmt)
+    hardware = _hardware(source, model)
+    n_muons = n_chunks = 0
+    start = time.perf_counter()
+    chunks = progress(source.read(list(dict.fromkeys([*needed, *hardware]))), desc="refit", unit="chunk", logger=log)
+    with atomic_path(output_path) as tmp, pq.ParquetWriter(tmp, schema, **PARQUET_OPTIONS) as writer:
+        for rows in chunks:
+            n = len(rows["l1_pt"])
+            x = np.empty((n, len(model.inputs)), np.float32)
+            for j, name in enumerate(model.inputs):
+                x[:, j] = rows[name]
+            corrected = model(x)
+            rows |= {"refit_phi": corrected[:, 0], "refit_eta": corrected[:, 1], "refit_pt": corrected[:, 2]}
+            if n:
+                writer.write_table(_table(rows, schema))
+            n_muons += n
+            n_chunks += 1
+            seconds = time.perf_counter() - start
+            log.info(
+                f"{input_path}: chunk {n_chunks}: {n} muons; total {n_muons} muons in {seconds:.1f} s "
+                f"({n_muons / max(seconds, 1e-9) / 1e6:.2f} M muons/s)"
+            )
+    return {"muons": n_muons, "chunks": n_chunks, "seconds": time.perf_counter() - start, "format": fmt}

@@ -1,0 +1,125 @@
+"""Skim files: stream one input file chunk by chunk into a Parquet skim and a cutflow CSV, and merge per-file skims.
+
+Memory stays bounded whatever the file size; both outputs appear only once the whole input was read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import awkward as ak
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from l1refit.errors import ConfigError, FormatError
+from l1refit.formats import l1ntuple, scouting
+from l1refit.formats.output import PARQUET_OPTIONS, atomic_path
+from l1refit.formats.registry import EVENT_FORMATS, detect_format
+from l1refit.skim.chunk import MAX_PART, schema, scouting_events, skim_chunk
+from l1refit.skim.cutflow import CUTFLOW, cutflow_frame, read_cutflow, step_descriptions, sum_cutflows
+from l1refit.skim.selection import Selection
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STEP_SIZE = 200_000
+
+
+def check_format(path: str | os.PathLike, fmt: str) -> None:
+    """Fail early, naming the file, when it is missing or is not a ``fmt`` file."""
+    if fmt not in EVENT_FORMATS:
+        raise ConfigError(f"unknown input format {fmt!r}; allowed: {', '.join(EVENT_FORMATS)}")
+    try:
+        detected = detect_format(path)
+    except FormatError as err:
+        raise FormatError(path, f"is not a {fmt} file: neither a ROOT file nor a scouting raw stream") from err
+    if detected != fmt:
+        raise FormatError(path, f"is a {detected} file, but the format {fmt!r} was expected")
+
+
+def _event_chunks(
+    path: str | os.PathLike, fmt: str, step_size: int, chunk_bytes: int, l1_tree: str | None
+) -> Iterator[ak.Array]:
+    if fmt == "l1ntuple":
+        yield from l1ntuple.iterate(path, step_size=step_size, l1_tree=l1_tree or l1ntuple.TREES["l1"])
+    else:
+        for records in scouting.iterate(path, fmt, chunk_bytes):
+            yield scouting_events(records)
+
+
+def skim_file(
+    path: str | os.PathLike,
+    fmt: str,
+    selection: Selection | Mapping[str, Any] | None,
+    out_parquet: str | os.PathLike,
+    out_cutflow: str | os.PathLike,
+    *,
+    step_size: int = DEFAULT_STEP_SIZE,
+    chunk_bytes: int = scouting.DEFAULT_CHUNK_BYTES,
+    l1_tree: str | None = None,
+    part: int = 0,
+) -> pd.DataFrame:
+    """Skim one input file chunk by chunk into ``out_parquet`` and ``out_cutflow``; return the cutflow.
+
+    The Parquet columns are those of :func:`~l1refit.skim.chunk.columns`: one row per matched pair for L1Ntuples,
+    one per selected L1 muon for scouting files (no offline muons). Both outputs appear only if the whole file was
+    read (written through :func:`atomic_path`); a missing file or one of another format is an error naming it.
+    ``l1_tree`` picks the L1Ntuple's L1 tree (default: unpacked).
+    """
+    sel = selection if isinstance(selection, Selection) else Selection.from_config(selection)
+    if not 0 <= part <= MAX_PART:
+        raise ValueError(f"part must be a file index in 0..{MAX_PART}, got {part}")
+    check_format(path, fmt)
+    l1_only = fmt != "l1ntuple"
+    provenance = {"l1refit.format": fmt, "l1refit.selection": json.dumps(dataclasses.asdict(sel))}
+    totals = dict.fromkeys((step for step, _ in CUTFLOW), 0)
+    start = time.perf_counter()
+    with atomic_path(out_parquet) as tmp_parquet, atomic_path(out_cutflow) as tmp_cutflow:
+        with pq.ParquetWriter(tmp_parquet, schema(l1_only, provenance), **PARQUET_OPTIONS) as writer:
+            for k, events in enumerate(_event_chunks(path, fmt, step_size, chunk_bytes, l1_tree)):
+                table, counts = skim_chunk(events, sel, l1_only=l1_only, part=part, first_entry=totals["events"])
+                for step, n in counts.items():
+                    totals[step] += n
+                rows = len(table["hwPt"])
+                if rows:
+                    writer.write_table(pa.table(table, schema=writer.schema))
+                log.info(
+                    "%s: chunk %d: %d events, %d L1 muons, %d rows; total %d events in %.1f s",
+                    path, k, counts["events"], counts["l1_all"], rows, totals["events"], time.perf_counter() - start,
+                )  # fmt: skip
+        cutflow = cutflow_frame(totals, step_descriptions(sel, l1_only))
+        cutflow.to_csv(tmp_cutflow, index=False)
+    return cutflow
+
+
+def merge_skims(
+    parts: Sequence[str | os.PathLike],
+    out_parquet: str | os.PathLike,
+    cutflows: Sequence[str | os.PathLike],
+    out_cutflow: str | os.PathLike,
+) -> pd.DataFrame:
+    """Concatenate per-file skims row group by row group (never a whole file in memory) and sum their cutflows.
+
+    The parts must have the same columns, input format and selection (kept in the Parquet metadata).
+    """
+    if not parts or len(parts) != len(cutflows):
+        raise ValueError(f"need one cutflow per part and at least one part, got {len(parts)} and {len(cutflows)}")
+    first = pq.read_schema(parts[0])
+    with atomic_path(out_parquet) as tmp_parquet, atomic_path(out_cutflow) as tmp_cutflow:
+        with pq.ParquetWriter(tmp_parquet, first, **PARQUET_OPTIONS) as writer:
+            for part in parts:
+                with contextlib.closing(pq.ParquetFile(part)) as file:
+                    if not file.schema_arrow.equals(first, check_metadata=True):
+                        raise FormatError(part, f"its columns or its selection differ from those of {parts[0]}")
+                    for group in range(file.num_row_groups):
+                        writer.write_table(file.read_row_group(group))
+        cutflow = sum_cutflows([read_cutflow(path) for path in cutflows])
+        cutflow.to_csv(tmp_cutflow, index=False)
+    return cutflow

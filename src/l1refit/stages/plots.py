@@ -1,0 +1,97 @@
+"""Analysis stage (workflow/rules/plots.smk): paper Figures 2 and 3, the resonance fits, the turn-on curves.
+
+Figure 2 and the turn-on curves use the out-of-fold predictions (no muon judged by a network that saw it);
+Figure 3 applies the final network (trained on all folds) to the mass dataset, which it never saw.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from l1refit.analysis.dimuon import SOURCES, pair_masses
+from l1refit.analysis.efficiency import turn_on_table
+from l1refit.analysis.fit import fit_table
+from l1refit.analysis.metrics import Windows
+from l1refit.analysis.plots import fig2_residuals, fig3_mass, resonance_overlay, turn_on_plot
+from l1refit.errors import FormatError
+from l1refit.formats.output import write_csv
+from l1refit.ml.checkpoint import TrainedModel
+from l1refit.stages.folds import with_predictions, write_predictions
+
+log = logging.getLogger(__name__)
+
+
+def _stem(png: str, pdf: str) -> str:
+    """The common stem of a figure's PNG and PDF outputs (the plot functions write both beside each other)."""
+    stem = Path(png).with_suffix("")
+    if Path(pdf).with_suffix("") != stem or Path(png).suffix != ".png" or Path(pdf).suffix != ".pdf":
+        raise ValueError(f"figure outputs {png!r} and {pdf!r} must be STEM.png and STEM.pdf")
+    return str(stem)
+
+
+def _read_all(paths: list[str]) -> pd.DataFrame:
+    frames = [pd.read_parquet(p) for p in paths]
+    if not frames:
+        raise ValueError("no prediction files given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def predict_dataset(*, model: str, skim: str, predictions: str) -> None:
+    """A final model applied to every row of a skim (a dataset it was not trained on, e.g. MuOnia)."""
+    rows = pd.read_parquet(skim)
+    write_predictions(with_predictions(rows, TrainedModel.load(model).predict(rows)), predictions)
+    log.info("%s: %d muons predicted by %s", skim, len(rows), model)
+
+
+def fig2(*, predictions: list[str], model: str, metrics: dict, dataset: str, simulation: bool, png: str,
+         pdf: str) -> None:  # fmt: skip
+    """Figure 2 from the out-of-fold predictions of ``model``."""
+    df = _read_all(predictions)
+    min_pt = float(metrics["fig2_min_l1_pt"])
+    _, rms = fig2_residuals(df, _stem(png, pdf), model=model, windows=Windows.from_config(metrics), min_l1_pt=min_pt,
+                            dataset=dataset, simulation=simulation)  # fmt: skip
+    log.info("Figure 2: %d muons with L1 pT >= %g GeV; RMS %s", int((df["l1_pt"] >= min_pt).sum()), min_pt, rms)
+
+
+def dimuon(*, predictions: str, model: str, plots: dict, dataset: str, simulation: bool, fig3_png: str,
+           fig3_pdf: str, table: str, overlay_png: str, overlay_pdf: str) -> pd.DataFrame:  # fmt: skip
+    """Figure 3, ``resonances.csv`` and the fit overlay from the predictions on the mass dataset."""
+    df = pd.read_parquet(predictions)
+    # scouting data have no offline muons: GMT and NN masses only (the fits then leave excited fractions free)
+    sources = [s for s, cols in SOURCES.items() if s != "offline" or set(cols) <= set(df.columns)]
+    try:
+        masses = pair_masses(df, sources=tuple(sources))
+    except ValueError as err:
+        raise FormatError(predictions, str(err)) from None
+    log.info("%d opposite-charge pairs from %d muons", len(masses["GMT"]), len(df))
+    if len(masses["GMT"]) == 0:
+        raise ValueError(f"{predictions}: no opposite-charge muon pairs in the same event; Figure 3 needs dimuons")
+    low, high = (float(v) for v in plots["mass_range"])
+    fig3_mass(masses, _stem(fig3_png, fig3_pdf), model=model, mass_range=(low, high), bins=plots["mass_bins"],
+              dataset=dataset, simulation=simulation)  # fmt: skip
+    fits_table, fits = fit_table(masses, plots["resonances"])
+    write_csv(fits_table, table)
+    resonance_overlay(masses, fits, _stem(overlay_png, overlay_pdf), model=model, dataset=dataset,
+                      simulation=simulation)  # fmt: skip
+    with pd.option_context("display.width", 200):
+        log.info("resonances:\n%s", fits_table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for row in fits_table[~fits_table["valid"]].itertuples():
+        log.warning("the %s fit of %s values did not converge", row.resonance, row.source)
+    return fits_table
+
+
+def turn_on(*, predictions: list[str], model: str, plots: dict, dataset: str, simulation: bool, png: str, pdf: str,
+            table: str) -> pd.DataFrame:  # fmt: skip
+    """Turn-on curves (plot and table) for each threshold with GMT pT and with the network's pT."""
+    df = _read_all(predictions)
+    low, high = plots["turn_on_pt_range"]
+    edges = np.linspace(float(low), float(high), int(plots["turn_on_bins"]) + 1)
+    curves = turn_on_table(df, plots["turn_on_thresholds"], edges, {"GMT": "l1_pt", "NN": "pred_pt"})
+    write_csv(curves, table)
+    turn_on_plot(curves, _stem(png, pdf), model=model, dataset=dataset, simulation=simulation)
+    log.info("turn-on curves of %d muons, thresholds %s GeV", len(df), list(plots["turn_on_thresholds"]))
+    return curves

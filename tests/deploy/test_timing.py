@@ -1,0 +1,57 @@
+"""Inference timing and its arithmetic: rows per batch size (onnxruntime, PyTorch), profiler, FLOPs, CPU peak."""
+
+import numpy as np
+import pytest
+
+from l1refit.deploy.flops import cpu_peak, mlp_flops
+from l1refit.deploy.hw_inputs import random_hw
+from l1refit.deploy.profiling import profile_ops
+from l1refit.deploy.timing import time_onnx, time_torch
+
+QUICK = {"batch_sizes": (1, 64, 512), "n_rows": 4096, "repeats": 2, "max_calls": 50}
+
+
+def test_cpu_peak_from_cpuinfo():
+    cpuinfo = "model name\t: Intel(R) Xeon(R) Processor @ 2.10GHz\nflags\t\t: fpu sse avx2 fma avx512f avx512bw\n"
+    peak = cpu_peak(cpuinfo, cores=2)
+    assert (peak.ghz, peak.flops_per_cycle, peak.gflops()) == (2.1, 64, pytest.approx(268.8))
+    avx2 = cpu_peak("model name : X\ncpu MHz : 3000.0\nflags : avx2 fma\n", cores=4)
+    assert avx2.gflops() == pytest.approx(4 * 3.0 * 32)
+    assert "268.8 GFLOP/s" in peak.describe()
+
+
+def test_flops_of_the_paper_network(exported):
+    assert mlp_flops(exported[1]) == 4544  # 2·(4·32 + 32·32 + 32·32 + 32·3)
+
+
+def test_random_hw_in_hardware_ranges():
+    x = random_hw(5000, seed=1)
+    assert x.dtype == np.float32 and x.shape == (5000, 4)
+    assert x[:, 0].min() >= 0 and x[:, 0].max() <= 575 and set(np.unique(x[:, 3])) == {-1.0, 1.0}
+    assert np.all(x == np.round(x))
+    with pytest.raises(ValueError, match="no hardware range"):
+        random_hw(3, ("hwQual",))
+
+
+@pytest.mark.parametrize("sessions", [1, 2])
+def test_time_onnx_rows(exported, sessions):
+    rows = time_onnx(exported[1], threads=1, sessions=sessions, **QUICK)
+    assert [r["batch_size"] for r in rows] == [1, 64, 512]
+    for row in rows:
+        assert row["throughput_per_s"] > 0 and row["latency_median_us"] > 0
+        assert row["latency_p99_us"] >= row["latency_median_us"]
+        assert row["source"] == "measured" and row["sessions"] == sessions and row["flops"] == 4544
+    assert time_onnx(exported[1], batch_sizes=(32,), n_rows=256, repeats=1)[0]["batch_size"] == 1
+
+
+def test_time_torch_rows(exported):
+    rows = time_torch(exported[3], threads=1, **QUICK)
+    assert [r["batch_size"] for r in rows] == [1, 64, 512]
+    assert all(r["throughput_per_s"] > 0 and r["latency_p99_us"] >= r["latency_median_us"] for r in rows)
+    assert rows[0]["backend"] == "PyTorch eager CPU" and rows[0]["flops"] == 4544
+
+
+def test_profile_ops_accounts_for_the_gemms(exported):
+    ops, run_us = profile_ops(exported[1], batch_size=256, calls=20)
+    assert run_us > 0 and ops["share"].sum() == pytest.approx(1.0)
+    assert ops["op_type"].str.contains("Gemm").any()
