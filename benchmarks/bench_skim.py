@@ -153,7 +153,7 @@ def run_skim(path: str, step_size: int, profile: bool) -> dict:
         threading.Thread(target=_watch_anonymous_rss, args=(stop, anonymous), daemon=True).start()
     with tempfile.TemporaryDirectory() as out, cProfile.Profile() if profile else contextlib.nullcontext() as prof:
         cpu0, t0 = time.process_time(), time.perf_counter()
-        cutflow = skim_file(path, "l1ntuple", Selection(), Path(out) / "skim.parquet",
+        cutflow = skim_file(path, "l1ntuple", Selection.from_config(None), Path(out) / "skim.parquet",
                             Path(out) / "cutflow.csv", step_size=step_size)  # fmt: skip
         seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     stop.set()

@@ -12,12 +12,15 @@ import sys
 import warnings
 
 from l1refit import __version__, logs
+from l1refit.config.loading import defaults
 from l1refit.deploy.refit import DEFAULT_CHUNK_SIZE, refit_file
 from l1refit.errors import L1RefitError
-from l1refit.formats import scouting
+from l1refit.formats import l1ntuple
 from l1refit.formats.convert import convert
 from l1refit.formats.inventory import format_summary, inspect_file
 from l1refit.formats.registry import ALL_FORMATS, EVENT_FORMATS
+
+IO_DEFAULTS = defaults("io")  # the config schema's reading settings (config/README.md `io`)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     ins.add_argument("files", nargs="+", metavar="FILE")
     ins.add_argument("--format", choices=EVENT_FORMATS, help="expect this format (default: detect it)")
     ins.add_argument("--first", type=int, default=3, metavar="N", help="records/muons to show (default 3)")
-    ins.add_argument("--l1-tree", default="l1UpgradeTree/L1UpgradeTree", help="L1 muon tree of an L1Ntuple")
+    ins.add_argument("--l1-tree", default=l1ntuple.TREES["l1"], help="L1 muon tree of an L1Ntuple")
     ins.add_argument("--json", action="store_true", help="print the summary as JSON")
     ins.set_defaults(handler=_inspect)
 
@@ -56,9 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--run", type=int, help="run number written to scouting outputs (default: the input's)")
     conv.add_argument("--lumi", type=int, default=0, help="lumisection of a Run-3 scouting output (default 0)")
     conv.add_argument(
-        "--chunk-bytes", type=int, default=scouting.DEFAULT_CHUNK_BYTES, help="scouting read chunk in bytes"
+        "--chunk-bytes", type=int, default=IO_DEFAULTS["chunk_bytes"], help="scouting read chunk in bytes"
     )
-    conv.add_argument("--step-size", type=int, default=200_000, help="L1Ntuple events read per chunk")
+    conv.add_argument("--step-size", type=int, default=IO_DEFAULTS["step_size"], help="L1Ntuple events per chunk")
     conv.set_defaults(handler=_convert)
 
     ref = sub.add_parser(
@@ -80,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"Parquet rows, L1Ntuple events or (about) scouting muons per chunk (default {DEFAULT_CHUNK_SIZE})",
     )  # fmt: skip
     ref.add_argument("--threads", type=int, default=1, metavar="N", help="onnxruntime intra-op threads (default 1)")
-    ref.add_argument("--l1-tree", default="l1UpgradeTree/L1UpgradeTree", help="L1 muon tree of an L1Ntuple")
+    ref.add_argument("--l1-tree", default=l1ntuple.TREES["l1"], help="L1 muon tree of an L1Ntuple")
     ref.set_defaults(handler=_refit)
 
     cal = sub.add_parser(
@@ -92,7 +95,9 @@ def _parser() -> argparse.ArgumentParser:
             "defaults), and write the calibration table with the Bayes-optimal limit. --no-fit only evaluates."
         ),
     )
-    cal.add_argument("--config", default="config/config.yaml", help="config file with the starting generator section")
+    cal.add_argument(
+        "--config", default="config/config.yaml", help="overlay merged over config/config.yaml: the starting generator"
+    )
     cal.add_argument("--muons", type=int, default=300_000, help="muons generated per fit evaluation")
     cal.add_argument("--seed", type=int, default=7, help="seed of the fit sample (common random numbers)")
     cal.add_argument("--max-evals", type=int, default=250, help="objective evaluations per fit stage")
@@ -128,7 +133,6 @@ def _convert(args) -> None:
         lumi=args.lumi,
         chunk_bytes=args.chunk_bytes,
         step_size=args.step_size,
-        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     print(", ".join(f"{k}: {v}" for k, v in counts.items()))
 

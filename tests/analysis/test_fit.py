@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from l1refit.analysis.fit import FAMILIES, RESULT_COLUMNS, WINDOWS, family_masses, fit_resonance, fit_table, pdg_mass
+from l1refit.analysis.fit import (
+    FAMILIES,
+    RESULT_COLUMNS,
+    default_window,
+    family_masses,
+    fit_resonance,
+    fit_table,
+    pdg_mass,
+)
+from l1refit.config.loading import defaults
 
 
 def _toy(rng, masses, peak, rel_width, yields, n_background, window):
@@ -35,7 +44,7 @@ def test_pdg_masses_come_from_particle():
 )
 def test_fit_recovers_peak_and_width_of_the_ground_state(resonance, peak, rel_width, yields):
     rng = np.random.default_rng(11)
-    values = _toy(rng, family_masses(resonance), peak, rel_width, yields, 15000, WINDOWS[resonance])
+    values = _toy(rng, family_masses(resonance), peak, rel_width, yields, 15000, default_window(resonance))
     fit = fit_resonance(values, resonance, source="toy")
     assert fit.valid
     assert abs(fit.peak - peak) < max(4 * fit.peak_err, 1e-3 * peak)
@@ -60,12 +69,12 @@ def test_too_few_entries_give_an_invalid_row_not_an_error():
 def test_fit_table_rows_and_columns():
     rng = np.random.default_rng(5)
     values = {
-        "GMT": _toy(rng, family_masses("phi"), 1.13, 0.1, (8000,), 8000, WINDOWS["phi"]),
-        "offline": _toy(rng, family_masses("phi"), 1.019, 0.01, (8000,), 8000, WINDOWS["phi"]),
+        "GMT": _toy(rng, family_masses("phi"), 1.13, 0.1, (8000,), 8000, default_window("phi")),
+        "offline": _toy(rng, family_masses("phi"), 1.019, 0.01, (8000,), 8000, default_window("phi")),
     }
     table, fits = fit_table(values, {"phi": None})
     assert list(table.columns) == list(RESULT_COLUMNS)
     assert list(table["source"]) == ["GMT", "offline"] and set(table["resonance"]) == {"phi"}
     assert table["valid"].all() and len(fits) == 2
     assert table.loc[0, "width"] > 5 * table.loc[1, "width"]
-    assert set(FAMILIES) == set(WINDOWS)
+    assert set(FAMILIES) == set(defaults("plots")["resonances"])

@@ -50,7 +50,8 @@ def _check_axes(fig, x_units=True):
 
 @pytest.mark.parametrize("simulation", [True, False])
 def test_fig2(tmp_path, simulation):
-    fig, rms = fig2_residuals(_predictions(), tmp_path / "fig2", model="B", windows=Windows(), min_l1_pt=3.0,
+    windows = Windows.from_config(None)
+    fig, rms = fig2_residuals(_predictions(), tmp_path / "fig2", model="B", windows=windows, min_l1_pt=3.0,
                               dataset="zerobias", simulation=simulation)  # fmt: skip
     _check_files(tmp_path / "fig2", min_width=2000)
     assert len(fig.axes) == 3 and "[rad]" in fig.axes[0].get_xlabel()
@@ -60,7 +61,7 @@ def test_fig2(tmp_path, simulation):
     assert "CMS" in texts and "zerobias" in texts and ("Simulation" in texts) == simulation
     assert rms["NN"]["pt"] < rms["GMT"]["pt"]
     with pytest.raises(ValueError, match="no muons with L1 pT >= 500"):
-        fig2_residuals(_predictions(), tmp_path / "x", model="B", windows=Windows(), min_l1_pt=500.0,
+        fig2_residuals(_predictions(), tmp_path / "x", model="B", windows=Windows.from_config(None), min_l1_pt=500.0,
                        dataset="zerobias", simulation=True)  # fmt: skip
 
 

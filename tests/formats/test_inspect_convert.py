@@ -23,8 +23,8 @@ def fixture_events(cmssw_ntuple):
 def test_detect_format_of_each_kind(cmssw_ntuple, tmp_path):
     assert detect_format(cmssw_ntuple) == "l1ntuple"
     run2, run3 = tmp_path / "scout_000001_000000.dat", tmp_path / "x.raw"
-    convert(cmssw_ntuple, run2, progress=lambda _: None)
-    convert(cmssw_ntuple, run3, progress=lambda _: None)
+    convert(cmssw_ntuple, run2)
+    convert(cmssw_ntuple, run3)
     assert detect_format(run2) == "scouting-run2"
     assert detect_format(run3) == "scouting-run3"
     text = tmp_path / "passwd"
@@ -44,10 +44,10 @@ def test_inspect_l1ntuple_counts(cmssw_ntuple):
 @pytest.mark.parametrize("suffix", [".dat", ".raw"])
 def test_l1ntuple_to_scouting_and_back_keeps_every_muon(cmssw_ntuple, fixture_events, tmp_path, suffix):
     raw = tmp_path / f"scout_325000_000001{suffix}"
-    counts = convert(cmssw_ntuple, raw, progress=lambda _: None)
+    counts = convert(cmssw_ntuple, raw)
     assert counts["muons"] == 1225 and counts["events"] == 1000
     back = tmp_path / "back.root"
-    convert(raw, back, progress=lambda _: None)
+    convert(raw, back)
     again = l1ntuple.read(back, require_offline=False)
     # BX records order muons by (event, bx); compare as sorted multisets of hardware tuples
     keys = ("hwPt", "hwEta", "hwPhi", "hwEtaAtVtx", "hwPhiAtVtx", "charge", "hwQual", "tfMuonIndex")
@@ -72,7 +72,7 @@ def test_scouting_to_l1ntuple_drops_zero_pt_like_cmssw(tmp_path):
     )
     raw = tmp_path / "scout_000007_000000.dat"
     scouting.write_run2(raw, records)
-    counts = convert(raw, tmp_path / "out.root", progress=lambda _: None)
+    counts = convert(raw, tmp_path / "out.root")
     assert counts == {"events": 1, "muons": 1, "dropped_zero_pt": 1}
     events = l1ntuple.read(tmp_path / "out.root", require_offline=False)
     assert events.run.tolist() == [7] and events.event.tolist() == [100 * 3565 + 200]
@@ -82,7 +82,7 @@ def test_scouting_to_l1ntuple_drops_zero_pt_like_cmssw(tmp_path):
 
 def test_parquet_rows_carry_identity_and_fields(cmssw_ntuple, tmp_path):
     out = tmp_path / "l1.parquet"
-    assert convert(cmssw_ntuple, out, progress=lambda _: None) == {"muons": 1225}
+    assert convert(cmssw_ntuple, out) == {"muons": 1225}
     table = pq.read_table(out).to_pandas()
     assert len(table) == 1225 and {"run", "lumi", "event", "hwPt", "pt", "etaSt2"} <= set(table.columns)
     assert (table.run == 325000).all()
@@ -117,7 +117,7 @@ def test_cli_inspect_and_errors(cmssw_ntuple, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("l1refit: error:") and "nope.root" in err and err.count("\n") == 1
     truncated = tmp_path / "scout_000001_000000.dat"
-    convert(cmssw_ntuple, truncated, progress=lambda _: None)
+    convert(cmssw_ntuple, truncated)
     truncated.write_bytes(truncated.read_bytes()[:-6])
     assert main(["inspect", str(truncated)]) == 2
     err = capsys.readouterr().err

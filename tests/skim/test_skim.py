@@ -214,20 +214,22 @@ def test_selection_keys_change_the_result(hand_file, tmp_path):
 
 
 def test_selection_from_config_rejects_bad_keys_and_values():
-    assert Selection.from_config(None) == Selection()
+    default = Selection.from_config(None)  # the schema's defaults: the paper's cuts
+    cuts = (default.tf_muon_index, default.l1_pt, default.match_dr2, default.min_quality)
+    assert cuts == ((36, 71), (2.5, 45.0), 0.01, 12)
     assert Selection.from_config({"l1_pt": [3, 40]}).l1_pt == (3, 40)
     with pytest.raises(ConfigError, match="selection.min_qualty"):
         Selection.from_config({"min_qualty": 8})
     with pytest.raises(ConfigError, match="offline_id"):
-        Selection(offline_id="tightest")
+        Selection.from_config({"offline_id": "tightest"})
     with pytest.raises(ConfigError, match="l1_pt"):
-        Selection(l1_pt=(45.0, 2.5))
+        Selection.from_config({"l1_pt": [45.0, 2.5]})
 
 
 def test_match_public_api_agrees_with_the_skim(hand_file):
     path, expected = hand_file
     events = l1ntuple.read(path)
-    sel = Selection()
+    sel = Selection.from_config(None)
     l1, offline = select_l1(events, sel), select_offline(events, sel)
     matched = match(l1.muons, offline.muons, sel.match_dr2)
     assert ak.to_list(ak.num(matched)) == [1, 2, 0, 0, 0, 2, 0, 0, 1, 2, 2, 1, 0, 0, 0, 0]
@@ -291,7 +293,7 @@ def test_fixture_against_truth(cmssw_ntuple, tmp_path):
     source = truth.set_index(["event", "l1_index"])["offline_index"]
     keys = list(zip(table["event"].astype(int), table["l1_index"].astype(int), strict=True))
     assert (source.loc[keys].to_numpy() == table["reco_index"].to_numpy()).all()
-    assert found_pairs(table) == reference_pairs(l1ntuple.read(cmssw_ntuple), Selection())
+    assert found_pairs(table) == reference_pairs(l1ntuple.read(cmssw_ntuple), Selection.from_config(None))
     assert got["matched_pairs"] == len(table) > 300
     assert got["fake_match_rate"] / got["matched_pairs"] < 0.02
     assert 0.5 < got["match_efficiency"] / got["offline_barrel"] <= 1

@@ -15,6 +15,8 @@ from iminuit.cost import ExtendedBinnedNLL
 from particle import Particle
 from scipy.special import ndtr
 
+from l1refit.config.loading import defaults
+
 # PDG ids of the states of each family, ground state first.
 FAMILIES: dict[str, tuple[int, ...]] = {
     "phi": (333,),
@@ -114,7 +116,12 @@ class _Model:
 
 
 # Default fit windows (GeV): wide enough for GMT peaks, which sit up to ~15 % high with ~5-15 % resolution.
-WINDOWS = {"phi": (0.5, 2.0), "jpsi": (2.0, 5.5), "upsilon1s": (7.0, 14.0)}
+
+
+def default_window(resonance: str) -> tuple[float, float]:
+    """The schema's fit window of ``resonance`` in GeV (config ``plots.resonances``)."""
+    low, high = defaults("plots")["resonances"][resonance]
+    return float(low), float(high)
 
 
 def _fit_once(counts, edges, masses, peak, width, fractions) -> Minuit:
@@ -154,7 +161,7 @@ def fit_resonance(
 ) -> ResonanceFit:
     """Fit one resonance family in the dimuon masses ``values`` (GeV) with :class:`_Model` (extended binned NLL).
 
-    First the peak is located on ``window`` (default :data:`WINDOWS`, ``bins`` equal bins): the likelihood is
+    First the peak is located on ``window`` (default :func:`default_window`, ``bins`` equal bins): the likelihood is
     minimised from a grid of starting points (PDG mass × (1 + shift), relative width) and the best valid minimum
     is kept, so a peak 15 % off the PDG mass or 20 times wider than the offline one is found without tuning.
     Then the fit is repeated ``core_iterations`` times on the core, from ``core_sigmas`` widths below the
@@ -166,7 +173,7 @@ def fit_resonance(
     (``f1``, ``f2``: yield relative to the ground state), e.g. to those measured with offline values.
     """
     masses = family_masses(resonance)
-    low, high = window or WINDOWS[resonance]
+    low, high = window or default_window(resonance)
     bin_width = (high - low) / int(bins)
     values = np.asarray(values, dtype=np.float64)
     values = values[np.isfinite(values)]

@@ -6,11 +6,12 @@ paper's p_Tr). Core: |Δ| < core window; tail: |Δ| > tail threshold (both stric
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from l1refit.config.loading import defaults
 from l1refit.scales import delta_phi
 
 VARIABLES = ("phi", "eta", "pt")
@@ -52,14 +53,14 @@ def paper_best_nn() -> dict[str, float]:
 class Windows:
     """Core half-widths and tail thresholds per variable (paper: ±8 mrad, ±0.0015, ±1 %; 0.1, 0.05, 15 %)."""
 
-    core: dict[str, float] = field(default_factory=lambda: {"phi": 0.008, "eta": 0.0015, "pt": 0.01})
-    tail: dict[str, float] = field(default_factory=lambda: {"phi": 0.1, "eta": 0.05, "pt": 0.15})
+    core: dict[str, float]
+    tail: dict[str, float]
 
     @classmethod
     def from_config(cls, metrics_config: dict | None) -> Windows:
-        cfg = metrics_config or {}
-        default = cls()
-        return cls(core={**default.core, **cfg.get("core", {})}, tail={**default.tail, **cfg.get("tail", {})})
+        """From the ``metrics:`` mapping; absent windows take the schema's defaults."""
+        cfg, default = metrics_config or {}, defaults("metrics")
+        return cls(core={**default["core"], **cfg.get("core", {})}, tail={**default["tail"], **cfg.get("tail", {})})
 
 
 def residuals(phi, eta, pt, reco_phi, reco_eta, reco_pt) -> dict[str, np.ndarray]:
@@ -74,7 +75,7 @@ def residuals(phi, eta, pt, reco_phi, reco_eta, reco_pt) -> dict[str, np.ndarray
 
 def metrics(res: dict[str, np.ndarray], windows: Windows | None = None) -> dict[str, float]:
     """The nine numbers of one Table-2 row from residuals; an empty sample is an error, not NaNs."""
-    windows = windows or Windows()
+    windows = windows or Windows.from_config(None)
     out = {}
     for var in VARIABLES:
         d = np.asarray(res[var], dtype=np.float64)

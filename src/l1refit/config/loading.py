@@ -113,8 +113,16 @@ def validate(config: Mapping, source: str = "config") -> dict[str, Any]:
 
 
 def defaults(section: str) -> dict[str, Any]:
-    """The validated default of one top-level section (e.g. ``generator``, ``selection``, ``metrics``)."""
-    return validate(read_yaml(DEFAULT_CONFIG_PATH), str(DEFAULT_CONFIG_PATH))[section]
+    """The schema's default of one top-level section (e.g. ``generator``, ``selection``, ``metrics``)."""
+    schema = load_schema()
+    subschema = {**schema["properties"][section], "$defs": schema.get("$defs", {})}
+    if "default" not in subschema:
+        raise ConfigError(f"config section {section!r} has no default in the schema")
+    value = copy.deepcopy(subschema["default"])
+    error = jsonschema.exceptions.best_match(_Validator(subschema).iter_errors(value))
+    if error is not None:  # the schema's own default must satisfy it
+        raise ConfigError(f"schema default of {section}: {describe(error)}")
+    return value
 
 
 def load(paths: Iterable[str | Path] = ()) -> dict[str, Any]:

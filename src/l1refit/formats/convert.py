@@ -18,6 +18,7 @@ event count and size); reading is always chunked.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,6 +30,9 @@ import pyarrow.parquet as pq
 from l1refit.formats import l1ntuple, scouting
 from l1refit.formats.output import atomic_path
 from l1refit.formats.registry import ALL_FORMATS, detect_format
+from l1refit.logs import progress
+
+log = logging.getLogger(__name__)
 
 N_BX = 3565  # BX numbers 0..3564 as CMSSW indexes them
 _L1MU_FROM_SCOUTING = (
@@ -67,7 +71,6 @@ def convert(
     lumi: int = 0,
     chunk_bytes: int = scouting.DEFAULT_CHUNK_BYTES,
     step_size: int = 200_000,
-    progress: Callable[[str], None] = print,
 ) -> dict[str, int]:
     """Convert ``src`` into ``dst`` (written atomically) and return counts of what was read, written, dropped."""
     src_format = src_format or detect_format(src)
@@ -76,17 +79,18 @@ def convert(
         raise ValueError(f"unknown output format {to!r}; allowed: {', '.join(ALL_FORMATS)}")
     if to == src_format:
         raise ValueError(f"{src} is already {to}; nothing to convert")
-    chunks = _read_chunks(src, src_format, chunk_bytes=chunk_bytes, step_size=step_size)
+    chunks = progress(_read_chunks(src, src_format, chunk_bytes=chunk_bytes, step_size=step_size),
+                      desc=f"convert {Path(src).name}", unit="chunks", logger=log)  # fmt: skip
     from_scouting = src_format != "l1ntuple"
     if to == "parquet":
         table = _scouting_rows if from_scouting else _l1ntuple_rows
-        return _to_parquet(chunks, table, dst, progress)
+        return _to_parquet(chunks, table, dst)
     if to == "l1ntuple":
-        return _scouting_to_l1ntuple(chunks, dst, progress)
-    return _l1ntuple_to_scouting(chunks, dst, to, run=run, lumi=lumi, progress=progress)
+        return _scouting_to_l1ntuple(chunks, dst)
+    return _l1ntuple_to_scouting(chunks, dst, to, run=run, lumi=lumi)
 
 
-def _to_parquet(chunks, table: Callable, dst, progress) -> dict[str, int]:
+def _to_parquet(chunks, table: Callable, dst) -> dict[str, int]:
     n_rows = 0
     with atomic_path(dst) as tmp:
         writer = None
@@ -96,7 +100,7 @@ def _to_parquet(chunks, table: Callable, dst, progress) -> dict[str, int]:
                 writer = writer or pq.ParquetWriter(tmp, rows.schema, compression="zstd")
                 writer.write_table(rows)
                 n_rows += rows.num_rows
-                progress(f"  {n_rows} muons written")
+                log.debug("%d muons written", n_rows)
             if writer is None:
                 raise ValueError("the input holds no records: nothing to write")
         finally:
@@ -119,7 +123,7 @@ def _l1ntuple_rows(events: ak.Array) -> dict[str, np.ndarray]:
     return rows | {name: ak.to_numpy(muons[name]) for name in muons.fields if name != "mass"}
 
 
-def _scouting_to_l1ntuple(chunks, dst, progress) -> dict[str, int]:
+def _scouting_to_l1ntuple(chunks, dst) -> dict[str, int]:
     n_events = n_written = n_dropped = 0
     with l1ntuple.Writer(dst) as writer:
         for records in chunks:
@@ -142,7 +146,7 @@ def _scouting_to_l1ntuple(chunks, dst, progress) -> dict[str, int]:
             writer.extend(events)
             n_events += len(events)
             n_written += int(ak.sum(ak.num(l1)))
-            progress(f"  {n_events} BX records -> events, {n_written} muons")
+            log.debug("%d BX records -> events, %d muons", n_events, n_written)
     return {"events": n_events, "muons": n_written, "dropped_zero_pt": n_dropped}
 
 
@@ -177,12 +181,12 @@ def _bx_records(events: ak.Array, entry0: int, run: int | None) -> ak.Array:
     )
 
 
-def _l1ntuple_to_scouting(chunks, dst, to: str, *, run, lumi: int, progress) -> dict[str, int]:
+def _l1ntuple_to_scouting(chunks, dst, to: str, *, run, lumi: int) -> dict[str, int]:
     parts, n_events = [], 0
     for events in chunks:
         parts.append(_bx_records(events, n_events, run))
         n_events += len(events)
-        progress(f"  {n_events} events read")
+        log.debug("%d events read", n_events)
     records = ak.concatenate(parts) if parts else ak.Array([])
     n_dropped = 0
     if to == "scouting-run3":

@@ -100,7 +100,7 @@ def bayes_limit(sample: dict, windows: Windows | None = None, seed: int = 0) -> 
     ``sample`` holds ``hw_pt, hw_eta, charge`` (hardware inputs at the vertex) and ``l1``/``reco`` dicts of
     physical ``pt, eta, phi``.
     """
-    windows = windows or Windows()
+    windows = windows or Windows.from_config(None)
     n = sample["hw_pt"].size
     half = np.random.default_rng(seed).permutation(n) < n // 2
 

@@ -18,6 +18,7 @@ from scipy.optimize import minimize
 
 from l1refit.analysis.metrics import METRIC_COLUMNS, Windows, metrics, paper_best_nn, paper_row, split_column
 from l1refit.formats.output import write_csv
+from l1refit.logs import steps
 from l1refit.ml.baselines import bayes_limit
 from l1refit.simulate.matched import matched_sample, simulated_gmt_metrics
 from l1refit.simulate.ugmt import build_luts
@@ -129,6 +130,7 @@ def fit(
                 limit = bayes_limit(sample.bayes_inputs(), windows, seed=seed)
                 value += bayes_weight * bayes_penalty(limit, STAGE_BAYES[stage])
             state["calls"] += 1
+            state["bar"].update()
             improved = value < state["best"]
             if improved:
                 state["best"] = value
@@ -139,10 +141,12 @@ def fit(
             return value
 
         log.info("calibration stage %r: %d parameters, metrics %s", stage, len(free), ", ".join(STAGE_METRICS[stage]))
-        result = minimize(
-            objective, x0, method="Nelder-Mead", bounds=[(0, 1)] * len(free),
-            options={"maxfev": max_evals, "xatol": 2e-3, "fatol": 1e-3, "adaptive": True},
-        )  # fmt: skip
+        with steps(total=max_evals, desc=f"calibration stage {stage}", unit="evaluations", logger=log) as bar:
+            state["bar"] = bar
+            result = minimize(
+                objective, x0, method="Nelder-Mead", bounds=[(0, 1)] * len(free),
+                options={"maxfev": max_evals, "xatol": 2e-3, "fatol": 1e-3, "adaptive": True},
+            )  # fmt: skip
         gen = with_values(gen, free, bounds[:, 0] + np.clip(result.x, 0, 1) * (bounds[:, 1] - bounds[:, 0]))
     return gen, simulated_gmt_metrics(gen, n, seed, windows, selection=selection)
 

@@ -15,6 +15,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from l1refit.config.loading import defaults
 from l1refit.errors import ConfigError
 from l1refit.formats import l1ntuple
 
@@ -37,13 +38,13 @@ class Selection:
     0 to keep every quality.
     """
 
-    bx: int = 0
-    tf_muon_index: tuple[int, int] = (36, 71)
-    min_quality: int = 12
-    l1_pt: tuple[float, float] = (2.5, 45.0)
-    match_dr2: float = 0.01
-    offline_id: str = "tight"
-    offline_min_pt: float = 0.0
+    bx: int
+    tf_muon_index: tuple[int, int]
+    min_quality: int
+    l1_pt: tuple[float, float]
+    match_dr2: float
+    offline_id: str
+    offline_min_pt: float
 
     def __post_init__(self) -> None:
         lo, hi = self.tf_muon_index
@@ -60,12 +61,13 @@ class Selection:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> Selection:
-        """Build from the ``selection:`` mapping; absent keys take the defaults, unknown keys are an error."""
+        """Build from the ``selection:`` mapping; absent keys take the schema's defaults, unknown keys are an error."""
         config = dict(config or {})
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(config) - known)
         if unknown:
             raise ConfigError(f"selection.{unknown[0]}: unknown key; allowed: {', '.join(sorted(known))}")
+        config = {**defaults("selection"), **config}
         for key in ("tf_muon_index", "l1_pt"):
             if key in config:
                 config[key] = tuple(config[key])
