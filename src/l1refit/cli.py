@@ -185,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     except (L1RefitError, FileNotFoundError, ValueError) as err:
         print(f"l1refit: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # disk full, unwritable output, ...: the path and the system's reason, no traceback
+        path = err.filename or getattr(args, "output", None) or getattr(args, "table", None)
+        print(f"l1refit: error: {path}: {err.strerror or err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -66,6 +66,9 @@ class _LogLines:
     def close(self) -> None:
         self.log.info("%s: %d %s done in %.1f s", self.desc, self.done, self.unit, time.monotonic() - self.start)
 
+    def abandon(self) -> None:
+        self.log.debug("%s: stopped after %d %s", self.desc, self.done, self.unit)
+
 
 @contextlib.contextmanager
 def steps(
@@ -81,8 +84,10 @@ def steps(
         bar = _LogLines(total, desc, unit, logger or logging.getLogger("l1refit.progress"), every)
     try:
         yield bar
-    finally:
-        bar.close()
+    except BaseException:
+        getattr(bar, "abandon", bar.close)()
+        raise
+    bar.close()
 
 
 def progress(

@@ -226,6 +226,27 @@ def test_onnx_graph_that_is_no_l1refit_export(skim_file, tmp_path):
         refit_file(other, skim_file, tmp_path / "out.parquet")
 
 
+@pytest.mark.parametrize("shape", [[None, "width"], [None, None], ["batch"]])
+def test_model_without_a_fixed_input_width_is_a_one_line_error(skim_file, tmp_path, shape, capsys):
+    """A graph whose input width is dynamic would fail deep inside onnxruntime: it is refused when opened."""
+    tensor = onnx.helper.make_tensor_value_info
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["hw"], ["corrected"])], "g",
+        [tensor("hw", onnx.TensorProto.FLOAT, shape)], [tensor("corrected", onnx.TensorProto.FLOAT, shape)],
+    )  # fmt: skip
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)], ir_version=10)
+    onnx.helper.set_model_props(model, {"inputs": '["hwPhiAtVtx", "hwEtaAtVtx", "hwPt", "charge"]'})
+    path = tmp_path / "dynamic.onnx"
+    onnx.save_model(model, path)
+    with pytest.raises(RefitError, match=r"dynamic\.onnx: input 'hw' has shape .*fixed width of 4 columns"):
+        load_model(path)
+    assert main(["refit", "--model", str(path), str(skim_file), str(tmp_path / "out.parquet")]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("l1refit: error: ")]
+    assert len(errors) == 1 and "fixed width" in errors[0] and "Traceback" not in err
+    assert not (tmp_path / "out.parquet").exists()
+
+
 def test_missing_model_input_column_names_it_the_model_and_the_input(refit_model, tmp_path):
     _, onnx_path = refit_model
     src = tmp_path / "nocharge.parquet"

@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+import yaml
 
 pytestmark = pytest.mark.workflow
 
@@ -32,6 +33,23 @@ def test_rerun_gives_bit_identical_table2(snakemake, trained):
     snakemake("--cores", "2", f"--configfile={config}", "--directory", str(workdir), "-F",
               "results/tables/table2.csv")  # fmt: skip
     assert (workdir / "results/tables/table2.csv").read_bytes() == first
+
+
+def test_config_saved_with_its_keys_in_another_order_reruns_nothing(snakemake, trained, tiny):
+    """The same settings in another key order (as yaml.safe_dump or an editor may write them) change no job."""
+    workdir, _ = trained
+
+    def reverse(value, names=False):
+        """Every setting's keys in reverse order; dataset and model names (an order that means something) kept."""
+        if not isinstance(value, dict):
+            return value
+        items = value.items() if names else reversed(value.items())
+        return {k: reverse(v, names=k in ("datasets", "models") and not names) for k, v in items}
+
+    config = workdir / "reordered.yaml"
+    config.write_text(yaml.safe_dump(reverse(tiny), sort_keys=False))
+    proc = snakemake("-n", f"--configfile={config}", "--directory", str(workdir), "all")
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
 def test_changing_one_model_reruns_only_its_jobs(snakemake, trained, tmp_path, tiny, write_config, job_counts):

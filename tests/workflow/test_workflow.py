@@ -135,3 +135,26 @@ def test_unknown_top_level_key_is_an_error(snakemake, tmp_path):
     config.write_text("datasets: {zb: {source: files, format: l1ntuple, paths: [x]}}\ntraining_epochs: 3\n")
     proc = snakemake("-n", f"--configfile={config}", "--directory", str(tmp_path), "all", check=False)
     assert proc.returncode != 0 and "'training_epochs' was unexpected" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("overlay", "message"),
+    [
+        ({"selection": {"l1_pt": [45, 2.5]}}, "selection.l1_pt = [45, 2.5]: need low < high"),
+        ({"plots": {"mass_range": [20, 0]}}, "plots.mass_range = [20, 0]: need low < high"),
+        ({"plots": {"turn_on_pt_range": [40, 0]}}, "plots.turn_on_pt_range = [40, 0]: need low < high"),
+        ({"selection": {"tf_muon_index": [71, 36]}}, "selection.tf_muon_index = [71, 36]: need low <= high"),
+    ],
+)
+def test_bad_range_stops_before_any_job_and_keeps_earlier_outputs(snakemake, tmp_path, overlay, message):
+    previous = tmp_path / "results/plots/turn_on.png"  # a valid output of an earlier run
+    previous.parent.mkdir(parents=True)
+    previous.write_bytes(b"a figure")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(overlay))
+    proc = snakemake("--cores", "1", f"--configfile={config}", "--directory", str(tmp_path), "all", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"configuration error: {config}: {message}" in out
+    assert "Select jobs to execute" not in out and "rule " not in out.split("configuration error")[0]
+    assert previous.read_bytes() == b"a figure"
+    assert len(out.splitlines()) < 15  # the key and the value, not the schema and the config

@@ -103,13 +103,69 @@ def describe(error: jsonschema.ValidationError) -> str:
     return f"{where} = {shown}: {error.message}"
 
 
+def _ranges(config: Mapping) -> Iterable[tuple[str, Any]]:
+    """Every ``[low, high]`` setting of a (schema-valid) config, by its dotted key."""
+    for key in ("tf_muon_index", "l1_pt"):
+        yield f"selection.{key}", config["selection"][key]
+    plots = config["plots"]
+    for key in ("mass_range", "turn_on_pt_range"):
+        yield f"plots.{key}", plots[key]
+    for name, window in (plots.get("resonances") or {}).items():
+        if window is not None:
+            yield f"plots.resonances.{name}", window
+
+
+def check_meaning(config: Mapping) -> None:
+    """What the schema cannot say: every range has low < high (low <= high for index ranges), and a fit window
+    lies inside Figure 3's mass range."""
+    for key, (low, high) in _ranges(config):
+        inclusive = key == "selection.tf_muon_index"  # an index range may hold one index
+        if low > high or (low == high and not inclusive):
+            raise ConfigError(f"{key} = [{low}, {high}]: need low {'<=' if inclusive else '<'} high")
+    low, high = config["plots"]["mass_range"]
+    for name, window in (config["plots"].get("resonances") or {}).items():
+        if window is not None and not low <= window[0] < window[1] <= high:
+            raise ConfigError(
+                f"plots.resonances.{name} = {list(window)}: the fit window must lie inside plots.mass_range "
+                f"= [{low}, {high}]"
+            )
+
+
+def _resolve_ref(schema: dict, root: dict) -> dict:
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        return root["$defs"][ref.removeprefix("#/$defs/")]
+    return schema
+
+
+def schema_order(value: Any, schema: dict, root: dict | None = None) -> Any:
+    """``value`` with every mapping's keys in the schema's order (free-named keys such as dataset and model names
+    keep the user's order): the same settings give the same params, whatever order a config file lists them in.
+    """
+    root = root or schema
+    schema = _resolve_ref(schema, root)
+    if not isinstance(value, dict):
+        return value
+    properties = schema.get("properties", {})
+    extra = schema.get("additionalProperties")
+    ordered = {key: schema_order(value[key], properties[key], root) for key in properties if key in value}
+    for key, item in value.items():
+        if key not in properties:
+            ordered[key] = schema_order(item, extra, root) if isinstance(extra, dict) else item
+    return ordered
+
+
 def validate(config: Mapping, source: str = "config") -> dict[str, Any]:
     """A validated copy of ``config`` with every schema default filled in; a ConfigError names the first bad key."""
     out = copy.deepcopy(dict(config))
     error = jsonschema.exceptions.best_match(_Validator(load_schema()).iter_errors(out))
     if error is not None:
         raise ConfigError(f"{source}: {describe(error)}")
-    return out
+    try:
+        check_meaning(out)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    return schema_order(out, load_schema())
 
 
 def defaults(section: str) -> dict[str, Any]:

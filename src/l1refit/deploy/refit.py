@@ -90,8 +90,14 @@ def load_model(path: str | os.PathLike, *, threads: int = 1) -> Model:
             f"{path}: the graph has inputs {sorted(graph_in)} and outputs {sorted(graph_out)}; an l1refit export "
             f"has input {input_name!r} and output {output_name!r}"
         )
-    width = graph_in[input_name].shape[-1] if graph_in[input_name].shape else None
-    if isinstance(width, int) and width != len(inputs):
+    shape = graph_in[input_name].shape
+    width = shape[-1] if shape and len(shape) == 2 else None
+    if not isinstance(width, int):  # a symbolic or missing width would fail deep inside onnxruntime at run time
+        raise RefitError(
+            f"{path}: input {input_name!r} has shape {shape}; an l1refit export takes (N, {len(inputs)}) with a fixed "
+            f"width of {len(inputs)} columns ({', '.join(inputs)})"
+        )
+    if width != len(inputs):
         raise RefitError(f"{path}: the graph takes {width} input columns, its metadata list {len(inputs)}: {inputs}")
     return Model(path, inputs, metadata, session, input_name, output_name)
 

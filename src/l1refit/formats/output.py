@@ -6,7 +6,9 @@ The same table gives the same bytes: CSV floats have one format, Parquet files o
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
@@ -22,10 +24,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary name lives in the same directory so the final ``os.replace`` is atomic on POSIX. On any
     exception the temporary file is removed and the final name is left untouched (absent or the old file).
-    The temporary name keeps the final suffix so libraries that pick a writer by extension still work.
+    The temporary name keeps the final suffix so libraries that pick a writer by extension still work. A process
+    killed outright (SIGKILL, a lost node) cannot clean up: the next writer of the same file removes the
+    temporaries whose writing process no longer exists (:func:`remove_stale_temporaries`).
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final)
     tmp = final.with_name(f".{final.stem}.tmp{os.getpid()}{final.suffix}")
     try:
         yield tmp
@@ -34,6 +39,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(final: Path) -> list[Path]:
+    """Remove the temporaries of ``final`` left by writers that were killed (their process is gone)."""
+    pattern = re.compile(rf"\.{re.escape(final.stem)}\.tmp(\d+){re.escape(final.suffix)}")
+    removed = []
+    for candidate in final.parent.glob(f".{glob.escape(final.stem)}.tmp*{glob.escape(final.suffix)}"):
+        match = pattern.fullmatch(candidate.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
 
 
 def write_csv(frame, path: str | os.PathLike, float_format: str = "%.6g") -> None:
