@@ -124,6 +124,65 @@ def test_cli_inspect_and_errors(cmssw_ntuple, tmp_path, capsys):
     assert "scout_000001_000000.dat" in err and "offset" in err
 
 
+def test_cli_inspect_stops_at_a_corrupt_bx_header_deep_in_a_converted_file(cmssw_ntuple, tmp_path, capsys):
+    """Issue 13, case 1: one BX header overwritten with 0xFFFFFFFF far after the first 64 KiB."""
+    events = l1ntuple.read(cmssw_ntuple, require_offline=False)
+    many = ak.concatenate([events] * 40)  # about 0.5 MB of Run-2 records
+    many = ak.with_field(many, np.arange(len(many)) + 1, "orbit")
+    clean = tmp_path / "one.root"
+    with l1ntuple.Writer(clean) as writer:
+        writer.extend(many)
+    path = tmp_path / "scout_325000_000001.dat"
+    convert(clean, path)
+    assert main(["inspect", str(path)]) == 0
+    words = np.fromfile(path, "<u4")
+    pos = 0
+    while 4 * pos < 300_000:  # walk the records to the first header after 300 kB
+        pos += 3 + 2 * int((words[pos] >> 16 & 0xFF) + (words[pos] & 0xFF))
+    words[pos] = 0xFFFF_FFFF
+    words.tofile(path)
+    capsys.readouterr()
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path} at byte offset {4 * pos}: BX record header 0xffffffff has muon counts 255+255 > 8" in err
+    assert err.count("\n") == 1
+    assert main(["convert", str(path), str(tmp_path / "out.parquet")]) == 2
+    assert not (tmp_path / "out.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "what"),
+    [
+        ("skim.parquet", b"PAR1" + bytes(100) + b"PAR1", "is a Parquet file (magic PAR1)"),
+        ("notes.txt", b"run,orbit,bx\n1,2,3\n" * 50, "is a text file (it starts 'run,orbit,bx')"),
+        ("muons.dat", "µ-Müonen: ein Text\n".encode() * 40, "is a text file (it starts 'µ-Müonen: ein Text')"),
+        ("x.h5", b"\x89HDF\r\n\x1a\n" + bytes(100), "is an HDF5 file (magic \\x89HDF\\r\\n\\x1a\\n)"),
+        ("x.dat.gz", b"\x1f\x8b\x08" + bytes(100), "is a gzip-compressed file (magic \\x1f\\x8b)"),
+    ],
+)
+def test_cli_names_what_a_file_of_another_kind_is(tmp_path, capsys, name, content, what):
+    """Issue 13, case 8: no "BX record header 0x31524150" for a Parquet or text file."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    for command in (["inspect", str(path)], ["convert", str(path), str(tmp_path / "out.root")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert f"{path}: {what}" in err and ", not an accepted input; accepted formats: l1ntuple (a ROOT file)" in err
+        assert "scouting-run2" in err and "scouting-run3" in err and "BX record header" not in err
+        assert [line for line in err.splitlines() if not line.startswith("converting ")] == [err.splitlines()[-1]]
+    assert not (tmp_path / "out.root").exists()
+
+
+def test_unknown_binary_file_lists_the_accepted_formats(tmp_path):
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"\xff" * 64)
+    with pytest.raises(FormatError) as err:
+        inspect_file(path)
+    assert str(err.value).startswith(f"{path} at byte offset 0: neither a Run-3 RAW_ container nor a Run-2")
+    assert str(err.value).endswith("; accepted formats: l1ntuple (a ROOT file), scouting-run2 (a stream of BX "
+                                   "records, .dat or .dat.bz2), scouting-run3 (a RAW_ container)")  # fmt: skip
+
+
 def test_cli_convert_prints_counts(cmssw_ntuple, tmp_path, capsys):
     out = tmp_path / "x.parquet"
     assert main(["convert", str(cmssw_ntuple), str(out)]) == 0

@@ -33,3 +33,28 @@ def test_import_is_cheap():
     code = "import sys, l1refit.config.datasets; print(sorted({'awkward', 'numba', 'uproot'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_describe_other_never_claims_a_scouting_file():
+    """A Run-2 stream starts with a muon count 0..8 (never text), a Run-3 file with RAW_, bz2 with BZh."""
+    header = 0xFF << 24 | 2 << 16 | 0xFF << 8 | 1
+    for count in range(9):
+        run2 = (header & ~0xFF | count).to_bytes(4, "little") + b"abcdefgh" * 10
+        assert registry.describe_other(run2) is None
+    assert registry.describe_other(b"RAW_0002" + b"x" * 100) is None
+    assert registry.describe_other(b"BZh91AY&SY" + b"x" * 100) is None
+    assert registry.describe_other(b"PAR1\x15\x04") == "a Parquet file (magic PAR1)"
+    assert registry.describe_other(b"a,b\n1,2\n") == "a text file (it starts 'a,b')"
+    assert registry.describe_other("é".encode()[:1]) is None  # one byte of a two-byte character: not text
+    assert registry.describe_other(b"text, then a cut character " + "é".encode()[:1]).startswith("a text file")
+
+
+def test_text_and_parquet_files_are_named_with_the_accepted_formats(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("selection:\n  l1_pt: [45, 2.5]\n")
+    with pytest.raises(FormatError) as err:
+        registry.detect_format(path)
+    assert str(err.value) == (
+        f"{path}: is a text file (it starts 'selection:'), not an accepted input; accepted formats: l1ntuple "
+        "(a ROOT file), scouting-run2 (a stream of BX records, .dat or .dat.bz2), scouting-run3 (a RAW_ container)"
+    )

@@ -62,7 +62,7 @@ def _run3_file(events: list[bytes], run: int = 367000, lumi: int = 12) -> bytes:
 
 
 def _random_records(rng, n: int, era: str) -> ak.Array:
-    """BX records over the full bit range of every field, muons of each record in slot order."""
+    """BX records over the full range of every field, muons of each record in slot order."""
     counts = rng.integers(0, 5, n)
     m = int(counts.sum())
     lo = 1 if era == "run3" else 0  # Run-3 readers drop hwPt == 0 and hwQual == 0
@@ -81,7 +81,7 @@ def _random_records(rng, n: int, era: str) -> ak.Array:
     order = np.lexsort((muons["slot"], record))
     muons = {k: v[order] for k, v in muons.items()}
     orbit = np.sort(rng.choice(rng.integers(1, 1 << 31, max(n // 4, 1)), n))  # about 4 BX per orbit
-    bx = rng.integers(0, 1 << 16, n) if era == "run2" else rng.integers(0, 1 << 32, n)
+    bx = rng.integers(0, 1 << 16, n) if era == "run2" else rng.integers(0, sc.LAST_BX + 1, n)  # Run-3: ≤ 3564
     return ak.zip(
         {"run": np.full(n, 123, np.uint32), "orbit": orbit.astype(np.uint32),
          "bx": bx.astype(np.uint32), "muons": ak.unflatten(ak.zip(muons), counts)},
@@ -343,6 +343,21 @@ def test_writer_failure_midway_keeps_old_file_and_leaves_no_temporary(tmp_path, 
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "match"), [("bx", 3565, "at most 3564"), ("slot", 1, "more than 8 muons of one slot")]
+)
+def test_run3_writer_refuses_what_readers_reject(tmp_path, field, value, match):
+    records = _random_records(np.random.default_rng(14), 5, "run3")
+    if field == "bx":
+        records = ak.with_field(records, np.full(len(records), value, np.int64), "bx")
+    else:
+        nine = ak.with_field(ak.concatenate([ak.flatten(records.muons)[:1]] * 9), value, "slot")
+        records = ak.with_field(records[:1], ak.unflatten(nine, [9]), "muons")  # nine slot-1 muons in one BX
+    with pytest.raises(ValueError, match=match):
+        sc.write_run3(tmp_path / "x.raw", records, run=1, lumi=1)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_run3_writer_refuses_muons_readers_would_drop(tmp_path):
     records = _with_muon_value(_random_records(np.random.default_rng(9), 20, "run3"), "hwQual", 0)
     with pytest.raises(ValueError, match="hwQual == 0"):
@@ -391,6 +406,29 @@ CORRUPT = {
     "too short for anything": (_words(_header(1, 0), 5), None, 0, "too short"),
     "first record longer than file": (_words(_header(1, 0), 5, 6, 7), None, 0, "longer than the file"),
     "run3 container read as run2": (_run3_file([_valid_run3_event()]), "scouting-run2", 0, "Run-3"),
+    # every record is validated, not only those in the first 64 KiB (issue 13; deep-file cases below)
+    "run2 later record counts above 8": (
+        _run2_bytes() + _words(0xFF << 24 | 9 << 16 | 0xFF << 8, 1, 2), "scouting-run2", 48,
+        "BX record header 0xff09ff00 has muon counts 9+0 > 8",
+    ),
+    "run2 header count bits 4-7 set": (
+        _run2_bytes() + _words(_header(0, 0x11), 1, 2), "scouting-run2", 48, "muon counts 0+17 > 8",
+    ),
+    "run2 link-0 match bits clear": (
+        _run2_bytes() + _words(1 << 16, 1, 2, *RUN2_MUON_A), "scouting-run2", 48, "bit 0 of bxmatch or orbitmatch",
+    ),
+    "run3 counts above 8": (
+        _run3_file([_frd_event(_words(1, 0xFFFFFFFF, 1, 2), orbit=2)]), None, 32 + 24 + 4,
+        "BX record header 0xffffffff has muon counts 255+255 > 8",
+    ),
+    "run3 bx above 3564": (
+        _run3_file([_frd_event(_words(1, _header(0, 0), 3565, 2), orbit=2)]), None, 32 + 24 + 4,
+        "BX record bx 3565 is above 3564",
+    ),
+    "run3 two orbits in one event": (
+        _run3_file([_frd_event(_words(1, _header(0, 0), 5, 2, _header(0, 0), 6, 0x8000_0003), orbit=2)]), None,
+        32 + 24 + 4 + 12, "BX record orbit 3 differs from orbit 2 of the first BX record of its FRD event",
+    ),
 }  # fmt: skip
 
 
@@ -406,12 +444,60 @@ def test_corrupt_input_raises_format_error_with_file_and_offset(tmp_path, case):
     assert "\n" not in message
 
 
-def test_chunked_reading_reports_the_same_offset(tmp_path):
-    data, _, offset, _ = CORRUPT["run2 partial record"]
+@pytest.mark.parametrize(
+    "case", ["run2 partial record", "run2 later record counts above 8", "run3 two orbits in one event"]
+)
+def test_chunked_reading_reports_the_same_offset(tmp_path, case):
+    data, fmt, offset, _ = CORRUPT[case]
     path = tmp_path / "scout_000001_000000.dat"
     path.write_bytes(data)
     with pytest.raises(FormatError, match=f"offset {offset}"):
-        list(sc.iterate(path, chunk_bytes=8))
+        list(sc.iterate(path, fmt, chunk_bytes=8))
+
+
+def _record_headers(words: np.ndarray, era: str) -> list[int]:
+    """Word positions of the BX record headers of a valid file of either era."""
+    out, pos = [], 0
+    if era == "run2":
+        while pos < words.size:
+            out.append(pos)
+            pos += 3 + 2 * int((words[pos] >> 16 & 0xFF) + (words[pos] & 0xFF))
+        return out
+    pos = 8  # RAW_0002 file header, then FRD V6 events: 6 header words, the source id, the records
+    while pos < words.size:
+        end, q = pos + 6 + int(words[pos + 4]) // 4, pos + 7
+        while q < end:
+            out.append(q)
+            q += 3 + 3 * int((words[q] >> 16 & 0xFF) + (words[q] & 0xFF))
+        pos = end
+    return out
+
+
+@pytest.mark.parametrize(
+    ("era", "word", "value", "fragment"),
+    [
+        ("run2", 0, 0xFFFF_FFFF, "BX record header 0xffffffff has muon counts 255+255 > 8"),  # the issue's case
+        ("run2", 0, 0x00FF_0F00, "muon counts 255+0 > 8"),
+        ("run3", 0, 0xFFFF_FFFF, "muon counts 255+255 > 8"),
+        ("run3", 1, 0xFFFF_FFFF, "BX record bx 4294967295 is above 3564"),
+    ],
+)
+def test_a_corrupt_record_far_after_the_first_64_kib_stops_the_read(tmp_path, era, word, value, fragment):
+    records = _random_records(np.random.default_rng(13), 8000, era)
+    path = tmp_path / "scout_000123_000000.dat"
+    _write(path, records, era)
+    words = np.fromfile(path, "<u4")
+    header = next(p for p in _record_headers(words, era) if 4 * p > 200_000)
+    words[header + word] = value
+    words.tofile(path)
+    for chunk_bytes in (None, 4096):
+        with pytest.raises(FormatError) as err:
+            sc.read(path, chunk_bytes=chunk_bytes, drop_intermediate=False)
+        message = str(err.value)
+        assert message.startswith(f"{path} at byte offset {4 * header}: ") and fragment in message
+        assert "\n" not in message
+    with pytest.raises(FormatError, match=f"offset {4 * header}"):
+        sc.summarize(path)
 
 
 def test_corrupt_bz2_stream(tmp_path):

@@ -68,15 +68,15 @@ def write_config():
     return dump_config
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def tiny() -> dict:
-    """A fresh copy of the tiny two-dataset, two-model overlay config."""
+    """A copy of the tiny two-dataset, two-model overlay config (per module: build variants, do not mutate it)."""
     return copy.deepcopy(TINY)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def small() -> dict:
-    """A fresh copy of the one-dataset, one-model, one-epoch overlay config."""
+    """A copy of the one-dataset, one-model, one-epoch overlay config (per module: do not mutate it)."""
     return copy.deepcopy(SMALL)
 
 

@@ -163,6 +163,8 @@ def test_killed_run_resumes_without_redoing_finished_jobs(tmp_path, repo, snakem
                  "results/skims/zerobias.parquet"):  # fmt: skip
         assert path in finished, path  # upstream of every training job, so done before the kill
 
+    locked = snakemake("--cores", "2", f"--configfile={config}", "--directory", str(workdir), *targets, check=False)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr  # the message says what to do
     snakemake("--unlock", f"--configfile={config}", "--directory", str(workdir))  # a killed run keeps its lock
     # no --rerun-incomplete here: the default profile sets it (without it this run stops at the incomplete files)
     rerun = snakemake("--cores", "2", f"--configfile={config}", "--directory", str(workdir), *targets)
@@ -175,4 +177,5 @@ def test_killed_run_resumes_without_redoing_finished_jobs(tmp_path, repo, snakem
     assert pd.read_csv(workdir / "results/tables/table1.csv").model.tolist() == ["A"]
     # a run without --cache: no word of the cache
     text = rerun.stdout + rerun.stderr
-    assert "between-workflow cache" not in text and "eligible for caching" not in text
+    # (Snakemake still says which rules are eligible for caching: they are declared once, with `cache: True`)
+    assert "to cache." not in text and "from cache." not in text and "between-workflow cache" not in text

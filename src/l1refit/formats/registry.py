@@ -16,6 +16,22 @@ ALL_FORMATS = ("parquet", *EVENT_FORMATS)  # also per-muon Parquet tables: refit
 
 REMOTE_PREFIXES = ("root://", "http://", "https://", "s3://")
 ROOT_MAGIC = b"root"
+ACCEPTED = (
+    "accepted formats: l1ntuple (a ROOT file), scouting-run2 (a stream of BX records, .dat or .dat.bz2), "
+    "scouting-run3 (a RAW_ container)"
+)
+# files that users hand over by mistake, told by their magic; none can start a scouting file (a Run-2 stream
+# starts with a muon count 0..8, a Run-3 file with RAW_, a compressed one with BZh)
+OTHER_MAGICS = {
+    b"PAR1": "a Parquet file",
+    b"\x89HDF\r\n\x1a\n": "an HDF5 file",
+    b"\x1f\x8b": "a gzip-compressed file",
+    b"\xfd7zXZ\x00": "an xz-compressed file",
+    b"\x28\xb5\x2f\xfd": "a zstd-compressed file",
+    b"PK\x03\x04": "a zip archive",
+    b"\x93NUMPY": "a NumPy .npy file",
+}
+_TEXT_SNIFF = 512  # bytes looked at to call a file text
 
 
 def is_remote(path: str) -> bool:
@@ -27,6 +43,8 @@ def detect_format(path: str | Path) -> str:
     """``l1ntuple`` for a ROOT file, else the scouting format (``scouting-run2``/``scouting-run3``).
 
     Remote URLs cannot be sniffed cheaply; they are taken as L1Ntuples (the only format served over xrootd).
+    Any other file is a FormatError that says what the file is (Parquet, text, … by its first bytes) and which
+    formats are accepted.
     """
     if is_remote(str(path)):
         return "l1ntuple"
@@ -34,14 +52,50 @@ def detect_format(path: str | Path) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     with open(path, "rb") as stream:
-        head = stream.read(8)
+        head = stream.read(_TEXT_SNIFF)
     # "root" then the big-endian file version (e.g. 62206 for ROOT 6.22/06); a text file starting "root:"
     # (like /etc/passwd) fails the version check
-    if head[:4] == ROOT_MAGIC and len(head) == 8 and 0 < int.from_bytes(head[4:], "big") < 1_000_000:
+    if head[:4] == ROOT_MAGIC and len(head) >= 8 and 0 < int.from_bytes(head[4:8], "big") < 1_000_000:
         return "l1ntuple"
+    what = describe_other(head)
+    if what is not None:
+        raise FormatError(path, f"is {what}, not an accepted input; {ACCEPTED}")
     from l1refit.formats import scouting  # imported here: it loads awkward and numba
 
-    return scouting.detect_format(path)
+    try:
+        return scouting.detect_format(path)
+    except FormatError as err:  # not a scouting file either: add which formats are accepted
+        what = str(err).removeprefix(f"{path} at byte offset {err.offset}: ")
+        if not what.startswith("neither"):
+            raise
+        raise FormatError(path, f"{what}; {ACCEPTED}", offset=err.offset) from None
+
+
+def describe_other(head: bytes) -> str | None:
+    """What a file that no reader here takes is (``"a Parquet file"``, ``"a text file …"``), or None.
+
+    ``head`` is the file's first bytes. Text is bytes that decode as UTF-8 to printable characters and white
+    space; a scouting file is never text (a Run-3 file starts with ``RAW_`` and is told apart before this).
+    """
+    if head[:4] in (b"RAW_", b"BZh1", b"BZh2", b"BZh3", b"BZh4", b"BZh5", b"BZh6", b"BZh7", b"BZh8", b"BZh9"):
+        return None
+    for magic, what in OTHER_MAGICS.items():
+        if head.startswith(magic):
+            return f"{what} (magic {repr(magic)[2:-1]})"
+    if head and _is_text(head):
+        first = next((line for line in head.decode("utf-8", "replace").splitlines() if line.strip()), "")
+        return f"a text file (it starts {first[:40]!r})"
+    return None
+
+
+def _is_text(head: bytes) -> bool:
+    for cut in range(4):  # a multi-byte character may be cut at the end of the sniffed bytes
+        try:
+            text = head[: len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return bool(text) and all(c.isprintable() or c in "\t\n\r\f\v" for c in text)
+    return False
 
 
 def check_format(path: str | Path, fmt: str | None) -> str:

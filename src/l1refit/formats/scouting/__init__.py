@@ -15,7 +15,7 @@ from l1refit.formats.scouting.reader import (
     read,
     summarize,
 )
-from l1refit.formats.scouting.records import BX_FIELDS, FLOAT_FIELDS, HW_FIELDS, MUON_FIELDS
+from l1refit.formats.scouting.records import BX_FIELDS, FLOAT_FIELDS, HW_FIELDS, LAST_BX, MAX_PER_SLOT, MUON_FIELDS
 from l1refit.formats.scouting.run2 import run_from_name, write_run2
 from l1refit.formats.scouting.run3 import write_run3
 
@@ -24,6 +24,8 @@ __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "FLOAT_FIELDS",
     "HW_FIELDS",
+    "LAST_BX",
+    "MAX_PER_SLOT",
     "MUON_FIELDS",
     "ScoutingQuirkWarning",
     "ScoutingWarning",

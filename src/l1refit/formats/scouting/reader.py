@@ -44,9 +44,10 @@ def _fmt(path: Path, fmt: str | None) -> str:
 def detect_format(path) -> str:
     """``"scouting-run3"`` for a ``RAW_`` container, ``"scouting-run2"`` for a consistent BX-record stream.
 
-    The Run-2 check walks the record headers in the first 64 KiB: each needs muon counts ≤ 8 with zero bits
-    between the count fields, and the first record must fit in the file (a later one that does not is left
-    to the reader, which reports the truncation). Anything else is a FormatError naming the file.
+    The Run-2 check walks the record headers in the first 64 KiB with the reader's header checks (muon counts
+    ≤ 8 in their 8-bit fields, bits 24 and 8 set), and the first record must fit in the file. The readers then
+    check every record of the file as they stream it (docs/formats.md §3.5). Anything else is a FormatError
+    naming the file.
     """
     path = Path(path)
     with open_raw(path) as stream:

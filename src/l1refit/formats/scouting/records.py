@@ -26,6 +26,10 @@ BX_FIELDS = ("run", "orbit", "bx", "muons")
 
 KEEP_ALL, DROP_RUN2, DROP_RUN3 = range(3)  # which muons build_block drops
 
+# Limits both eras' producers guarantee (docs/formats.md §3.1, §3.3); the readers check every record against them.
+MAX_PER_SLOT = 8  # muons per slot in a BX record: one per scouting input link; the 8-bit count fields hold 0..8
+LAST_BX = 3564  # the largest BX number: CMSSW indexes a 3565-entry orbit buffer with the Run-3 bx
+
 # Float conversions as look-up tables over every bit pattern of the field: a gather is much faster than the
 # float32 formulas and gives the same numbers, because the scales functions are element-wise. The η table is
 # indexed by the 9-bit two's-complement pattern (hwEta & 511).

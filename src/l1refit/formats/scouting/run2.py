@@ -2,7 +2,9 @@
 
 No file header: a plain concatenation of BX records ``u32 header, u32 bx, u32 orbit, (mA+mB) x {u32 f, u32 s}``.
 ``bx`` is masked with 0xFFFF (its upper bits carry the link id and an intermediate-muon flag); the run number is
-taken from the file name. See docs/formats.md §3.1.
+taken from the file name. Every record header is checked as it is read: muon counts of at most 8 per slot in
+their 8-bit fields, and bit 0 of bxmatch and of orbitmatch set (link 0 always matches itself). Nothing else in a
+record is fixed by the format (docs/formats.md §3.1, §3.5: what is checked, what is not, and why).
 """
 
 from __future__ import annotations
@@ -16,33 +18,54 @@ import numpy as np
 from l1refit.errors import FormatError
 from l1refit.formats import gmt
 from l1refit.formats.scouting import packing
-from l1refit.formats.scouting.records import DROP_RUN2, KEEP_ALL, Stats, build_block
+from l1refit.formats.scouting.records import DROP_RUN2, KEEP_ALL, MAX_PER_SLOT, Stats, build_block
 from l1refit.formats.scouting.run3 import RAW_MAGIC
 from l1refit.formats.scouting.stream import stream_blocks
 
-MAX_LINKS = 8  # muons per slot in a Run-2 BX record: one per scouting input link (docs/formats.md §3.1)
+MAX_LINKS = MAX_PER_SLOT  # muons per slot in a Run-2 BX record: one per scouting input link (docs/formats.md §3.1)
+_LINK0_MATCH = 1 << 24 | 1 << 8  # bit 0 of bxmatch and of orbitmatch: scdaq compares link 0 with itself
+_OK, _BAD_HEADER = range(2)
 _NAME = re.compile(r"^.+_(\d+)_(\d+)\.dat(?:\.bz2)?$")
 
 
 @numba.njit(cache=True, nogil=True)
 def _scan(words, starts, n_a, n_b):
-    """Walk Run-2 BX records; return (records, word of the first incomplete record, its length in words)."""
+    """Walk and check Run-2 BX records: return (status, records, word position, words needed).
+
+    With ``_OK`` the position is the first record not wholly in ``words`` (or the end) and the last value its
+    length; with ``_BAD_HEADER`` it is the record whose header :func:`_header_problem` rejects.
+    """
     n = words.size
     pos = 0
     k = 0
     while pos + 3 <= n:
         header = words[pos]
-        a = (header >> 16) & 0xF
-        b = header & 0xF
+        a = (header >> 16) & 0xFF
+        b = header & 0xFF
+        if a > MAX_PER_SLOT or b > MAX_PER_SLOT or header & _LINK0_MATCH != _LINK0_MATCH:
+            return _BAD_HEADER, k, pos, 0
         size = 3 + 2 * (a + b)
         if pos + size > n:
-            return k, pos, size
+            return _OK, k, pos, size
         starts[k] = pos
         n_a[k] = a
         n_b[k] = b
         k += 1
         pos += size
-    return k, pos, 3
+    return _OK, k, pos, 3
+
+
+def _header_problem(header: int) -> str | None:
+    """What is wrong with a Run-2 BX record header, or None (the checks of :func:`_scan`)."""
+    n_a, n_b = (header >> 16) & 0xFF, header & 0xFF
+    if n_a > MAX_PER_SLOT or n_b > MAX_PER_SLOT:
+        return f"BX record header 0x{header:08x} has muon counts {n_a}+{n_b} > {MAX_PER_SLOT}"
+    if header & _LINK0_MATCH != _LINK0_MATCH:
+        return (
+            f"BX record header 0x{header:08x} has bit 0 of bxmatch or orbitmatch (bit 24 or 8) clear, "
+            "which the producer sets in every record"
+        )
+    return None
 
 
 def run_from_name(path) -> int:
@@ -62,7 +85,9 @@ def blocks(stream, path: Path, chunk_bytes: int, drop_intermediate: bool, stats:
         words = np.frombuffer(buf, dtype="<u4", count=len(buf) // 4)
         starts = np.empty(words.size // 3 + 1, np.int64)
         n_a, n_b = np.empty(starts.size, np.uint8), np.empty(starts.size, np.uint8)
-        k, end, need = _scan(words, starts, n_a, n_b)
+        status, k, end, need = _scan(words, starts, n_a, n_b)
+        if status != _OK:
+            raise FormatError(path, _header_problem(int(words[end])), offset=base + 4 * end)
         consumed = 4 * end
         if eof and consumed < len(buf):
             _truncated(path, words, end, len(buf) - consumed, base + consumed)
@@ -86,7 +111,7 @@ def _truncated(path: Path, words: np.ndarray, end: int, left: int, offset: int):
     if left < 12:
         raise FormatError(path, f"truncated BX record header: only {left} bytes left", offset=offset)
     header = int(words[end])
-    n_a, n_b = (header >> 16) & 0xF, header & 0xF
+    n_a, n_b = (header >> 16) & 0xFF, header & 0xFF
     size = 12 + 8 * (n_a + n_b)
     raise FormatError(
         path, f"truncated BX record: mA={n_a}, mB={n_b} need {size} bytes, only {left} left", offset=offset
@@ -101,9 +126,10 @@ def first_inconsistency(head: bytes) -> tuple[int, str] | None:
     pos = 0
     while pos + 3 <= words.size:
         header = int(words[pos])
+        problem = _header_problem(header)
+        if problem is not None:
+            return 4 * pos, problem
         n_a, n_b = (header >> 16) & 0xFF, header & 0xFF
-        if n_a > MAX_LINKS or n_b > MAX_LINKS:
-            return 4 * pos, f"BX record header 0x{header:08x} has muon counts {n_a}+{n_b} > {MAX_LINKS}"
         if pos == 0 and 3 + 2 * (n_a + n_b) > words.size and len(head) < 1 << 16:
             return 0, f"the first BX record ({12 + 8 * (n_a + n_b)} bytes) is longer than the file"
         pos += 3 + 2 * (n_a + n_b)

@@ -3,7 +3,10 @@
 A ``RAW_`` file header (v2, 32 bytes, or v1, 24 bytes), then FRD events (header V3/V4 with padding, or V5/V6)
 whose payload is ``u32 sourceId`` followed by BX records of 12-byte muons ``{f, s, extra}``. Events of a source
 other than GMT (1) are skipped and counted; the crc32c is neither checked nor written (CMSSW does not check it);
-``orbit`` is masked with 0x7FFFFFFF and ``bx`` kept unmasked, as CMSSW does. See docs/formats.md §3.2, §3.3.
+``orbit`` is masked with 0x7FFFFFFF and ``bx`` kept unmasked, as CMSSW does. Every FRD event and BX record is
+checked as it is read: the event framing, muon counts of at most 8 per slot in their 8-bit fields, records that
+end exactly at the end of their payload, ``bx`` ≤ 3564 and one orbit for all records of an event. See
+docs/formats.md §3.2, §3.3 and §3.5 (what is checked, what is not).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 from l1refit.errors import FormatError
 from l1refit.formats import gmt
 from l1refit.formats.scouting import packing
-from l1refit.formats.scouting.records import DROP_RUN3, Stats, build_block
+from l1refit.formats.scouting.records import DROP_RUN3, LAST_BX, MAX_PER_SLOT, Stats, build_block
 from l1refit.formats.scouting.stream import read_bytes, stream_blocks
 
 RAW_MAGIC = b"RAW_"
@@ -26,12 +29,18 @@ _FRD_VERSION = 6
 _FRD_HEADER_WORDS = {3: 7, 4: 8, 5: 6, 6: 6}  # by version; V3/V4 end in eventSize, paddingSize, checksum
 
 _OK, _INCOMPLETE, _BAD_VERSION, _BAD_ALIGN, _SHORT_PAYLOAD, _BX_HEADER_OVERRUN, _BX_OVERRUN = range(7)
+_BAD_COUNTS, _BAD_BX, _BAD_ORBIT = range(7, 10)
+_ORBIT_MASK = 0x7FFFFFFF
 _ERRORS = {
     _BAD_VERSION: "unknown FRD event header version {version} (expected 3, 4, 5 or 6)",
     _BAD_ALIGN: "FRD event size or padding is not a multiple of 4 bytes",
     _SHORT_PAYLOAD: "FRD event payload shorter than its 4-byte source id",
     _BX_HEADER_OVERRUN: "BX record header runs past the end of its FRD event payload",
     _BX_OVERRUN: "BX record with mA={a}, mB={b} muons runs past the end of its FRD event payload",
+    _BAD_COUNTS: "BX record header 0x{header:08x} has muon counts {a}+{b} > " + str(MAX_PER_SLOT),
+    _BAD_BX: "BX record bx {bx} is above " + str(LAST_BX) + ", the last BX of an orbit",
+    _BAD_ORBIT: "BX record orbit {orbit} differs from orbit {first} of the first BX record of its FRD event "
+    "(one event holds one orbit)",
 }
 
 
@@ -41,7 +50,7 @@ def _scan(words, ev_pos, ev_src, rec_start, rec_a, rec_b, rec_event):
 
     Returns (status, word position, events, records, words needed). On ``_INCOMPLETE`` the position is the
     first event not wholly in ``words`` and the last value its length (or its header's); on an error status
-    the position is the bad event or BX record.
+    the position is the bad event or BX record (and for ``_BAD_ORBIT`` the last value the event's orbit).
     """
     n = words.size
     pos = 0
@@ -76,15 +85,22 @@ def _scan(words, ev_pos, ev_src, rec_start, rec_a, rec_b, rec_event):
         ev_src[ne] = words[p0]
         if words[p0] == _GMT_SOURCE_ID:
             q = p0 + 1
+            first_orbit = words[q + 2] & _ORBIT_MASK if q + 3 <= p1 else 0
             while q < p1:
                 if q + 3 > p1:
                     return _BX_HEADER_OVERRUN, q, ne, nr, 0
                 header = words[q]
-                a = (header >> 16) & 0xF
-                b = header & 0xF
+                a = (header >> 16) & 0xFF
+                b = header & 0xFF
+                if a > MAX_PER_SLOT or b > MAX_PER_SLOT:
+                    return _BAD_COUNTS, q, ne, nr, 0
                 rsize = 3 + 3 * (a + b)
                 if q + rsize > p1:
                     return _BX_OVERRUN, q, ne, nr, 0
+                if words[q + 1] > LAST_BX:
+                    return _BAD_BX, q, ne, nr, 0
+                if words[q + 2] & _ORBIT_MASK != first_orbit:
+                    return _BAD_ORBIT, q, ne, nr, first_orbit
                 rec_start[nr] = q
                 rec_a[nr] = a
                 rec_b[nr] = b
@@ -130,10 +146,12 @@ def _file_header(stream, path: Path) -> dict:
     }  # fmt: skip
 
 
-def _error(path: Path, status: int, words: np.ndarray, pos: int, offset: int):
+def _error(path: Path, status: int, words: np.ndarray, pos: int, offset: int, first_orbit: int):
     header = int(words[pos])
-    what = _ERRORS[status].format(version=header & 0xFFFF, a=(header >> 16) & 0xF, b=header & 0xF)
-    raise FormatError(path, what, offset=offset)
+    values = {"header": header, "version": header & 0xFFFF, "a": (header >> 16) & 0xFF, "b": header & 0xFF}
+    if status in (_BAD_BX, _BAD_ORBIT):
+        values |= {"bx": int(words[pos + 1]), "orbit": int(words[pos + 2]) & _ORBIT_MASK, "first": first_orbit}
+    raise FormatError(path, _ERRORS[status].format(**values), offset=offset)
 
 
 def _truncated(path: Path, tail: np.ndarray, left: int, offset: int):
@@ -159,7 +177,7 @@ def blocks(stream, path: Path, chunk_bytes: int, stats: Stats):
         rec_event = np.empty(rec_start.size, np.int64)
         status, pos, ne, nr, need = _scan(words, ev_pos, ev_src, rec_start, rec_a, rec_b, rec_event)
         if status not in (_OK, _INCOMPLETE):
-            _error(path, status, words, pos, base + 4 * pos)
+            _error(path, status, words, pos, base + 4 * pos, need)
         consumed = 4 * pos
         if eof and consumed < len(buf):
             _truncated(path, words[pos:], len(buf) - consumed, base + consumed)
@@ -185,11 +203,13 @@ def write_run3(path, bx_records, *, run: int, lumi: int, data_type: int = 0, fla
     Every event gets ``run`` and ``lumi`` (the records' own ``run`` is not stored); ``data_type`` goes into
     the file header (the Run-3 value is unknown, docs/formats.md §8) and the crc32c is written as 0. Muons with
     hwPt == 0 or hwQual == 0 are refused because readers drop them; orbit must fit in 31 bits (readers mask
-    bit 31).
+    bit 31), bx must be at most 3564 and a record holds at most 8 muons per slot (readers reject the rest).
     """
-    flat = packing.flatten(bx_records, 0xF)
-    if flat.orbit.size and flat.orbit.max() > 0x7FFFFFFF:
+    flat = packing.flatten(bx_records, MAX_PER_SLOT)
+    if flat.orbit.size and flat.orbit.max() > _ORBIT_MASK:
         raise ValueError("Run-3 orbit must fit in 31 bits (readers mask it with 0x7FFFFFFF)")
+    if flat.bx.size and flat.bx.max() > LAST_BX:
+        raise ValueError(f"Run-3 bx must be at most {LAST_BX} (CMSSW indexes its orbit buffer with it)")
     if np.any(flat.fields["hwPt"] == 0) or np.any(flat.fields["hwQual"] == 0):
         raise ValueError("muons with hwPt == 0 or hwQual == 0 cannot be written: readers drop them")
     lsw, msw, extra = gmt.encode(flat.fields, "run3", slot=flat.slot)
