@@ -1,0 +1,1 @@
+"""The paper's metrics and tables, dimuon masses, resonance fits, turn-on curves and the figures."""

@@ -1,0 +1,1 @@
+"""The workflow configuration: schema defaults, overlays and validation (:mod:`.loading`), configured inputs."""
