@@ -76,3 +76,34 @@ def toy_skim():
 def fit_toy():
     """``fit_toy(df, spec=model A, **train_kwargs)``: (TrainedModel, history), 4 quiet epochs by default."""
     return _fit
+
+
+L1SCOUTING = REPO / "tests" / "data" / "l1scouting"  # CMSSW-written L1 scouting EDM files (README there)
+
+
+@pytest.fixture(scope="session")
+def l1scouting_edm() -> tuple[Path, Path]:
+    """(split-99 file, split-0 file) of the CMSSW L1 scouting EDM fixtures."""
+    stem = "testL1Scouting_v3_v3_v3_v3_v3_v3_14_1_0_pre5_split_"
+    return L1SCOUTING / f"{stem}99.root", L1SCOUTING / f"{stem}0.root"
+
+
+def _l1scouting_rows(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per-muon rows over the hardware range, sorted by (orbit, bx), several muons in some BXs (write_nano input)."""
+    rng = np.random.default_rng(seed)
+    rows = {"run": np.full(n, 386000), "lumi": np.full(n, 12), "orbit": rng.integers(1, n // 3 + 2, n),
+            "bx": rng.integers(1, 3565, n) // 400 * 400 + 1}  # fmt: skip
+    order = np.lexsort((rows["bx"], rows["orbit"]))
+    rows = {k: v[order] for k, v in rows.items()}
+    return rows | {
+        "hwPt": rng.integers(1, 512, n), "hwEta": rng.integers(-230, 231, n), "hwPhi": rng.integers(0, 576, n),
+        "hwEtaAtVtx": rng.integers(-230, 231, n), "hwPhiAtVtx": rng.integers(0, 576, n),
+        "hwPtUnconstrained": rng.integers(0, 256, n), "hwCharge": rng.choice([-1, 1], n),
+        "hwQual": rng.integers(1, 16, n), "tfMuonIndex": rng.integers(0, 108, n), "hwDXY": rng.integers(0, 4, n),
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def l1scouting_rows():
+    """``l1scouting_rows(n, seed)``: synthetic per-muon rows for ``l1refit.formats.l1scouting.write_nano``."""
+    return _l1scouting_rows

@@ -18,7 +18,7 @@ from l1refit.errors import L1RefitError
 from l1refit.formats import l1ntuple
 from l1refit.formats.convert import convert
 from l1refit.formats.inventory import format_summary, inspect_file
-from l1refit.formats.registry import ALL_FORMATS, EVENT_FORMATS
+from l1refit.formats.registry import ALL_FORMATS, EVENT_FORMATS, INSPECT_FORMATS, REFIT_FORMATS
 
 IO_DEFAULTS = defaults("io")  # the config schema's reading settings (config/README.md `io`)
 
@@ -34,10 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     ins = sub.add_parser(
         "inspect",
         help="what a file is: format, era, events/orbits, muon count, first records",
-        description="Detect the format of each FILE (L1Ntuple ROOT, Run-2 or Run-3 scouting raw) and summarise it.",
+        description=(
+            "Detect the format of each FILE (L1Ntuple ROOT, Run-2 or Run-3 scouting raw, CMSSW L1 scouting EDM or "
+            "L1 scouting NanoAOD) and summarise it."
+        ),
     )
     ins.add_argument("files", nargs="+", metavar="FILE")
-    ins.add_argument("--format", choices=EVENT_FORMATS, help="expect this format (default: detect it)")
+    ins.add_argument("--format", choices=INSPECT_FORMATS, help="expect this format (default: detect it)")
     ins.add_argument("--first", type=int, default=3, metavar="N", help="records/muons to show (default 3)")
     ins.add_argument("--l1-tree", default=l1ntuple.TREES["l1"], help="L1 muon tree of an L1Ntuple")
     ins.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -68,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         "refit",
         help="apply an exported ONNX model to every L1 muon of a file: Parquet with the corrected phi, eta, pT",
         description=(
-            "Refit every L1 muon of INPUT (skim Parquet, L1Ntuple ROOT, Run-2 or Run-3 scouting raw) with the "
+            "Refit every L1 muon of INPUT (skim Parquet, L1Ntuple ROOT, Run-2 or Run-3 scouting raw, CMSSW L1 "
+            "scouting EDM or NanoAOD) with the "
             "exported model and write OUTPUT (Parquet): one row per muon with the event identity, the hardware "
             "integers, the original l1_pt, l1_eta, l1_phi and the refit_pt, refit_eta, refit_phi beside them. "
             "Streams in chunks; OUTPUT appears only when the whole input was refitted."
@@ -77,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     ref.add_argument("input", metavar="INPUT")
     ref.add_argument("output", metavar="OUTPUT")
     ref.add_argument("--model", required=True, metavar="M.onnx", help="ONNX model from l1refit.deploy.onnx_export")
-    ref.add_argument("--format", choices=ALL_FORMATS, help="expect this input format (default: detect it)")
+    ref.add_argument("--format", choices=REFIT_FORMATS, help="expect this input format (default: detect it)")
     ref.add_argument(
         "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N",
         help=f"Parquet rows, L1Ntuple events or (about) scouting muons per chunk (default {DEFAULT_CHUNK_SIZE})",

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 
 from l1refit import scales
 from l1refit.errors import FormatError
-from l1refit.formats import l1ntuple, scouting
-from l1refit.formats.registry import ALL_FORMATS, is_remote
+from l1refit.formats import l1ntuple, l1scouting, scouting
+from l1refit.formats.registry import REFIT_FORMATS, is_remote
 from l1refit.formats.registry import detect_format as detect_event_format
 
 PARQUET_MAGIC = b"PAR1"
@@ -64,8 +64,8 @@ def detect_format(path: str | os.PathLike) -> str:
 
 def check_format(path: str | os.PathLike, fmt: str | None) -> str:
     """The format of ``path``: detected, and with ``fmt`` given checked against it (a mismatch names both)."""
-    if fmt is not None and fmt not in ALL_FORMATS:
-        raise ValueError(f"unknown input format {fmt!r}; allowed: {', '.join(ALL_FORMATS)}")
+    if fmt is not None and fmt not in REFIT_FORMATS:
+        raise ValueError(f"unknown input format {fmt!r}; allowed: {', '.join(REFIT_FORMATS)}")
     detected = detect_format(path)
     if fmt is not None and fmt != detected:
         raise FormatError(path, f"is a {detected} file, but the format {fmt!r} was expected")
@@ -92,6 +92,8 @@ def open_source(path: str | os.PathLike, fmt: str, chunk_size: int, l1_tree: str
         return _parquet_source(path, chunk_size)
     if fmt == "l1ntuple":
         return _l1ntuple_source(path, chunk_size, l1_tree)
+    if fmt in l1scouting.FORMATS:
+        return _l1scouting_source(path, fmt, chunk_size)
     return _scouting_source(path, fmt, chunk_size)
 
 
@@ -174,3 +176,25 @@ def _scouting_source(path: str | os.PathLike, fmt: str, chunk_size: int) -> Sour
             yield _flat_rows(records, "muons", ("run", "orbit", "bx"), fields)
 
     return Source(_SCOUTING_IDENTITY, _SCOUTING_MUON, read)
+
+
+_L1SCOUTING_IDENTITY = {name: pa.from_numpy_dtype(dtype) for name, dtype in l1scouting.IDENTITY.items()}
+_L1SCOUTING_MUON = {name: _SCOUTING_MUON.get(name, pa.int16()) for name in l1scouting.COLUMNS}
+
+
+def _l1scouting_source(path: str | os.PathLike, fmt: str, chunk_size: int) -> Source:
+    """CMSSW L1 scouting EDM (``chunk_size`` // 16 orbits a chunk) or L1 scouting NanoAOD (``chunk_size`` BXs)."""
+    step = max(chunk_size // 16, 1) if fmt == "l1scouting-edm" else chunk_size
+    if fmt == "l1scouting-edm":  # a file without muons or unsplit is an error before the output is opened
+        import uproot
+
+        with uproot.open(path) as file:
+            l1scouting.muon_branch(path, file["Events"])
+
+    def read(wanted: Sequence[str]) -> Iterator[Rows]:
+        for rows in l1scouting.iterate(path, fmt, step):
+            yield {name: rows[name] for name in (*_L1SCOUTING_IDENTITY, *wanted)} | {
+                name: rows[column] for name, column in zip(PHYSICAL, _SCOUTING_PHYSICAL, strict=True)
+            }
+
+    return Source(_L1SCOUTING_IDENTITY, _L1SCOUTING_MUON, read)

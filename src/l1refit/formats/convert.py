@@ -27,9 +27,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from l1refit.errors import FormatError
 from l1refit.formats import l1ntuple, scouting
 from l1refit.formats.output import atomic_path
-from l1refit.formats.registry import ALL_FORMATS, detect_format
+from l1refit.formats.registry import ALL_FORMATS, EVENT_FORMATS, detect_format
 from l1refit.logs import progress
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ def convert(
 ) -> dict[str, int]:
     """Convert ``src`` into ``dst`` (written atomically) and return counts of what was read, written, dropped."""
     src_format = src_format or detect_format(src)
+    if src_format not in EVENT_FORMATS:  # the L1 scouting formats: inspect and refit only, for now
+        raise FormatError(src, f"is a {src_format} file, which convert does not read yet; use l1refit inspect or refit")
     to = to or output_format(dst)
     if to not in ALL_FORMATS:
         raise ValueError(f"unknown output format {to!r}; allowed: {', '.join(ALL_FORMATS)}")

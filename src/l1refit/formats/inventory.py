@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from l1refit.formats import l1ntuple, scouting
+from l1refit.formats import l1ntuple, l1scouting, scouting
 from l1refit.formats.output import atomic_path
 from l1refit.formats.registry import check_format
 
@@ -28,6 +28,8 @@ def inspect_file(
         summary = l1ntuple.summarize(path, l1_tree=l1_tree, n_first=n_first)
         summary["format"] = "l1ntuple"
         return summary
+    if detected in l1scouting.FORMATS:
+        return l1scouting.summarize(path, detected, n_first=n_first)
     return scouting.summarize(path, detected, n_first=n_first, chunk_bytes=chunk_bytes)
 
 
@@ -83,6 +85,16 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("  trees       " + ", ".join(f"{t} ({len(b)} branches)" for t, b in summary["trees"].items()))
         lines.append("  first L1 muons:")
         lines += [f"    {_brief(mu)}" for mu in summary["first_l1_muons"]]
+    elif summary["format"] in l1scouting.FORMATS:
+        lines += [
+            f"  collection  {summary['collection']} ({summary['n_entries']} entries)",
+            f"  runs        {', '.join(map(str, summary['runs'])) or 'none'}",
+            f"  orbits      {summary['n_orbits']} with muons",
+            f"  BXs         {summary['n_bx']} with muons",
+            f"  muons       {summary['n_muons']}",
+            "  first muons:",
+        ]
+        lines += [f"    orbit {mu['orbit']} bx {mu['bx']}: {_brief(mu)}" for mu in summary["first_muons"]]
     else:
         lines += [
             f"  era         {summary['era']}   run {summary['run']}",

@@ -13,6 +13,10 @@ from l1refit.errors import FormatError
 SCOUTING_FORMATS = ("scouting-run2", "scouting-run3")
 EVENT_FORMATS = ("l1ntuple", *SCOUTING_FORMATS)  # files of L1 muons per event or BX: dataset inputs
 ALL_FORMATS = ("parquet", *EVENT_FORMATS)  # also per-muon Parquet tables: refit inputs, convert outputs
+# CMSSW-written Run-3 L1 scouting files (formats/l1scouting.py): `inspect` and `refit` only, not yet datasets
+L1SCOUTING_FORMATS = ("l1scouting-edm", "l1scouting-nano")
+INSPECT_FORMATS = (*EVENT_FORMATS, *L1SCOUTING_FORMATS)
+REFIT_FORMATS = (*ALL_FORMATS, *L1SCOUTING_FORMATS)
 
 REMOTE_PREFIXES = ("root://", "http://", "https://", "s3://")
 ROOT_MAGIC = b"root"
@@ -42,6 +46,9 @@ def is_remote(path: str) -> bool:
 def detect_format(path: str | Path) -> str:
     """``l1ntuple`` for a ROOT file, else the scouting format (``scouting-run2``/``scouting-run3``).
 
+    A ROOT file whose ``Events`` tree is a CMSSW EDM file or an L1 scouting NanoAOD is ``l1scouting-edm`` /
+    ``l1scouting-nano`` (:func:`l1refit.formats.l1scouting.flavour`, which loads uproot).
+
     Remote URLs cannot be sniffed cheaply; they are taken as L1Ntuples (the only format served over xrootd).
     Any other file is a FormatError that says what the file is (Parquet, text, … by its first bytes) and which
     formats are accepted.
@@ -56,7 +63,9 @@ def detect_format(path: str | Path) -> str:
     # "root" then the big-endian file version (e.g. 62206 for ROOT 6.22/06); a text file starting "root:"
     # (like /etc/passwd) fails the version check
     if head[:4] == ROOT_MAGIC and len(head) >= 8 and 0 < int.from_bytes(head[4:8], "big") < 1_000_000:
-        return "l1ntuple"
+        from l1refit.formats import l1scouting  # imported here: it loads uproot
+
+        return l1scouting.flavour(path) or "l1ntuple"
     what = describe_other(head)
     if what is not None:
         raise FormatError(path, f"is {what}, not an accepted input; {ACCEPTED}")
