@@ -10,6 +10,7 @@ import re
 import shlex
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -46,14 +47,31 @@ def test_the_documents_have_commands():
 SNAKEMAKE = [c for c in COMMANDS if c[1].startswith("snakemake") and "--report" not in c[1]]
 
 
-@pytest.mark.parametrize(("doc", "command"), SNAKEMAKE)
-def test_snakemake_command(doc, command, tmp_path):
+def dry_run(command: str, cache: Path) -> subprocess.CompletedProcess:
     args = shlex.split(command)[1:]
     if "--unlock" not in args and "-n" not in args:
         args.append("-n")
-    env = {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=REPO, env=env, capture_output=True,
+    env = {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(cache)}
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dry_runs(tmp_path_factory):
+    """Every documented snakemake command run once, two at a time (each is one mostly single-threaded process)."""
+    cache = tmp_path_factory.mktemp("cache")
+    commands = [command for _, command in SNAKEMAKE if "--unlock" not in command]
+    with ThreadPoolExecutor(2) as pool:
+        results = dict(zip(commands, pool.map(lambda c: dry_run(c, cache), commands), strict=True))
+    # --unlock last, alone: it must not run while another process holds the lock
+    for command in (command for _, command in SNAKEMAKE if "--unlock" in command):
+        results[command] = dry_run(command, cache)
+    return results
+
+
+@pytest.mark.parametrize(("doc", "command"), SNAKEMAKE)
+def test_snakemake_command(doc, command, dry_runs):
+    proc = dry_runs[command]
     assert proc.returncode == 0, f"{doc}: `{command}` failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
 
