@@ -4,9 +4,10 @@ The input is written in batches of vectorised random hardware integers (skim col
 bounded memory too. The model is the paper's MLP (3 x 32) trained for 1 epoch on a small toy sample and exported
 with ``l1refit.deploy.onnx_export.export_onnx``; its weights do not change the cost. The refit runs in a child
 process, so its ``ru_maxrss`` excludes the writer and torch, with one thread everywhere; the RSS after the imports is
-printed beside the peak, to show what the streaming itself adds. Not a test: it never fails.
+printed beside the peak, to show what the streaming itself adds. The child is pinned to core 0 where ``taskset``
+exists. ``bench_refit_run3.py`` reuses this scaffold. Not a test: it never fails.
 
-    python benchmarks/bench_refit.py [--muons 10000000] [--chunk-size 1000000] [--threads 1] [--keep FILE]
+    python benchmarks/bench_refit.py [--muons 10000000] [--chunk-size 250000] [--threads 1] [--keep FILE]
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from l1refit import scales  # noqa: E402
+from l1refit.deploy.refit import DEFAULT_CHUNK_SIZE  # noqa: E402
 
 TARGET_RSS = 1.5 * 2**30  # bytes
 WRITE_BATCH = 1_000_000  # muons per written batch (and row group)
@@ -83,8 +86,9 @@ def _rss_now() -> int:
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
 
 
-def run_refit(model: str, path: str, chunk_size: int, threads: int) -> dict:
-    """In the child: one refit, timed; return its counts, the RSS after the imports and the peak RSS."""
+def run_refit(model: str, path: str, chunk_size: int, threads: int, output: str = "refit.parquet") -> dict:
+    """In the child: one refit into ``output`` (a name), timed; return its counts, the RSS after the imports and
+    the peak RSS."""
     import resource
 
     from l1refit import logs
@@ -96,24 +100,40 @@ def run_refit(model: str, path: str, chunk_size: int, threads: int) -> dict:
     baseline = _rss_now()
     with tempfile.TemporaryDirectory() as out:
         cpu0 = time.process_time()
-        counts = refit_file(model, path, Path(out) / "refit.parquet", chunk_size=chunk_size, threads=threads)
+        counts = refit_file(model, path, Path(out) / output, chunk_size=chunk_size, threads=threads)
         counts["cpu_seconds"] = time.process_time() - cpu0
-        counts["output_bytes"] = (Path(out) / "refit.parquet").stat().st_size
+        counts["output_bytes"] = (Path(out) / output).stat().st_size
     counts["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     counts["baseline_rss"] = baseline
     return counts
 
 
+def refit_in_child(model: Path, path: Path, chunk_size: int, threads: int, output: str = "refit.parquet") -> dict:
+    """:func:`run_refit` in a fresh process (so its peak RSS is the refit's alone), pinned to core 0 where
+    ``taskset`` exists; exits with the child's stderr if the refit fails."""
+    command = [sys.executable, __file__, "--child", str(model), str(path), "--chunk-size", str(chunk_size),
+               "--threads", str(threads), "--output", output]  # fmt: skip
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", "0", *command]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"refit failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--muons", type=int, default=10_000_000)
-    parser.add_argument("--chunk-size", type=int, default=1_000_000, help="rows per chunk (refit --chunk-size)")
+    parser.add_argument(
+        "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="rows per chunk (refit --chunk-size)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--keep", type=Path, help="write (or reuse) the input here instead of a temporary dir")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--output", default="refit.parquet", help=argparse.SUPPRESS)  # the child's output name
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(run_refit(*args.child, args.chunk_size, args.threads)))
+        print(json.dumps(run_refit(*args.child, args.chunk_size, args.threads, args.output)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "skim.parquet"
@@ -125,19 +145,15 @@ def main(argv: list[str] | None = None) -> None:
                   f"in {time.perf_counter() - t0:.1f} s")  # fmt: skip
         model = Path(tmp) / "model.onnx"
         export_model(model)
-        command = [sys.executable, __file__, "--child", str(model), str(path), "--chunk-size", str(args.chunk_size),
-                   "--threads", str(args.threads)]  # fmt: skip
-        proc = subprocess.run(command, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            sys.exit(f"refit failed:\n{proc.stderr}")
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-    _report(result, args)
+        result = refit_in_child(model, path, args.chunk_size, args.threads)
+    report(result, args.chunk_size, args.threads)
 
 
-def _report(result: dict, args) -> None:
+def report(result: dict, chunk_size: int, threads: int, unit: str = "rows") -> None:
+    """Print muons/s, CPU time, output size and the peak RSS of one :func:`refit_in_child` result."""
     muons, seconds = result["muons"], result["seconds"]
-    print(f"refit of {muons:,} muons in {result['chunks']} chunks of {args.chunk_size:,} rows, "
-          f"{args.threads} onnxruntime thread(s): {seconds:.2f} s wall, {result['cpu_seconds']:.2f} s CPU, "
+    print(f"refit of {muons:,} muons in {result['chunks']} chunks of {chunk_size:,} {unit}, "
+          f"{threads} onnxruntime thread(s): {seconds:.2f} s wall, {result['cpu_seconds']:.2f} s CPU, "
           f"{muons / seconds / 1e6:.2f} M muons/s")  # fmt: skip
     print(f"output {result['output_bytes'] / 1e6:.0f} MB")
     rss, baseline = result["rss"], result["baseline_rss"]

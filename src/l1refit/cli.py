@@ -13,12 +13,13 @@ import warnings
 
 from l1refit import __version__, logs
 from l1refit.config.loading import defaults
+from l1refit.deploy import friend
 from l1refit.deploy.refit import DEFAULT_CHUNK_SIZE, refit_file
 from l1refit.errors import L1RefitError
 from l1refit.formats import l1ntuple
 from l1refit.formats.convert import convert
 from l1refit.formats.inventory import format_summary, inspect_file
-from l1refit.formats.registry import ALL_FORMATS, EVENT_FORMATS, INSPECT_FORMATS, REFIT_FORMATS
+from l1refit.formats.registry import CONVERT_TO, EVENT_FORMATS, REFIT_FORMATS
 
 IO_DEFAULTS = defaults("io")  # the config schema's reading settings (config/README.md `io`)
 
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     ins.add_argument("files", nargs="+", metavar="FILE")
-    ins.add_argument("--format", choices=INSPECT_FORMATS, help="expect this format (default: detect it)")
+    ins.add_argument("--format", choices=EVENT_FORMATS, help="expect this format (default: detect it)")
     ins.add_argument("--first", type=int, default=3, metavar="N", help="records/muons to show (default 3)")
     ins.add_argument("--l1-tree", default=l1ntuple.TREES["l1"], help="L1 muon tree of an L1Ntuple")
     ins.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -48,19 +49,23 @@ def _parser() -> argparse.ArgumentParser:
 
     conv = sub.add_parser(
         "convert",
-        help="convert between scouting raw, L1Ntuple and Parquet",
+        help="convert between scouting raw, L1Ntuple, NanoAOD, L1 scouting files and Parquet",
         description=(
-            "Convert INPUT to OUTPUT. The output format follows OUTPUT's suffix (.parquet, .root, .dat, .dat.bz2, "
-            ".raw) unless --to says otherwise. Reading is chunked; conversion to scouting raw holds the output in "
-            "memory."
+            "Convert INPUT to OUTPUT. The output format follows OUTPUT's suffix (.parquet, .root = L1Ntuple, .dat, "
+            ".dat.bz2, .raw) unless --to says otherwise (--to l1scouting-nano for an L1 scouting NanoAOD from an "
+            "L1Ntuple, a scouting raw or an L1 scouting EDM file). NanoAOD and L1 scouting files convert to Parquet. "
+            "Reading is chunked; conversion to scouting raw holds the output in memory."
         ),
     )
     conv.add_argument("input", metavar="INPUT")
     conv.add_argument("output", metavar="OUTPUT")
-    conv.add_argument("--to", choices=ALL_FORMATS, help="output format (default: from OUTPUT's suffix)")
+    conv.add_argument("--to", choices=CONVERT_TO, help="output format (default: from OUTPUT's suffix)")
     conv.add_argument("--from", dest="src_format", choices=EVENT_FORMATS, help="input format (default: detect it)")
     conv.add_argument("--run", type=int, help="run number written to scouting outputs (default: the input's)")
-    conv.add_argument("--lumi", type=int, default=0, help="lumisection of a Run-3 scouting output (default 0)")
+    conv.add_argument(
+        "--lumi", type=int, default=0,
+        help="lumisection of a Run-3 scouting output, and of an L1 scouting NanoAOD made from scouting raw (default 0)",
+    )  # fmt: skip
     conv.add_argument(
         "--chunk-bytes", type=int, default=IO_DEFAULTS["chunk_bytes"], help="scouting read chunk in bytes"
     )
@@ -71,10 +76,11 @@ def _parser() -> argparse.ArgumentParser:
         "refit",
         help="apply an exported ONNX model to every L1 muon of a file: Parquet with the corrected phi, eta, pT",
         description=(
-            "Refit every L1 muon of INPUT (skim Parquet, L1Ntuple ROOT, Run-2 or Run-3 scouting raw, CMSSW L1 "
-            "scouting EDM or NanoAOD) with the "
-            "exported model and write OUTPUT (Parquet): one row per muon with the event identity, the hardware "
-            "integers, the original l1_pt, l1_eta, l1_phi and the refit_pt, refit_eta, refit_phi beside them. "
+            "Refit every L1 muon of INPUT (skim Parquet, L1Ntuple ROOT, NanoAOD, Run-2 or Run-3 scouting raw, CMSSW "
+            "L1 scouting EDM or L1 scouting NanoAOD) with the exported model and write OUTPUT: Parquet with one row "
+            "per muon (the event identity, the hardware integers, the original l1_pt, l1_eta, l1_phi and the "
+            "refit_pt, refit_eta, refit_phi beside them), or, for an OUTPUT ending in .root and a NanoAOD or L1 "
+            "scouting NanoAOD INPUT, a friend tree with the input's entries (nL1MuRefit, L1MuRefit_pt/eta/phi). "
             "Streams in chunks; OUTPUT appears only when the whole input was refitted."
         ),
     )
@@ -84,10 +90,14 @@ def _parser() -> argparse.ArgumentParser:
     ref.add_argument("--format", choices=REFIT_FORMATS, help="expect this input format (default: detect it)")
     ref.add_argument(
         "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N",
-        help=f"Parquet rows, L1Ntuple events or (about) scouting muons per chunk (default {DEFAULT_CHUNK_SIZE})",
+        help=f"Parquet rows, ROOT entries or (about) scouting muons per chunk (default {DEFAULT_CHUNK_SIZE})",
     )  # fmt: skip
     ref.add_argument("--threads", type=int, default=1, metavar="N", help="onnxruntime intra-op threads (default 1)")
     ref.add_argument("--l1-tree", default=l1ntuple.TREES["l1"], help="L1 muon tree of an L1Ntuple")
+    ref.add_argument(
+        "--friend-tree", default=friend.DEFAULT_TREE, metavar="NAME",
+        help=f"tree name of a .root (friend-tree) OUTPUT (default {friend.DEFAULT_TREE})",
+    )  # fmt: skip
     ref.set_defaults(handler=_refit)
 
     cal = sub.add_parser(
@@ -151,8 +161,10 @@ def _refit(args) -> None:
         chunk_size=args.chunk_size,
         threads=args.threads,
         l1_tree=args.l1_tree,
+        friend_tree=args.friend_tree,
     )
-    print(f"format: {counts['format']}, muons: {counts['muons']}, chunks: {counts['chunks']}, "
+    entries = f"entries: {counts['entries']}, " if "entries" in counts else ""
+    print(f"format: {counts['format']}, {entries}muons: {counts['muons']}, chunks: {counts['chunks']}, "
           f"seconds: {counts['seconds']:.1f}")  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from l1refit.cli import main
 from l1refit.errors import FormatError
-from l1refit.formats import l1ntuple, scouting
+from l1refit.formats import l1ntuple, registry, scouting
 from l1refit.formats.convert import convert, output_format
 from l1refit.formats.inventory import inspect_file, write_inventory
 from l1refit.formats.registry import detect_format
@@ -167,7 +167,7 @@ def test_cli_names_what_a_file_of_another_kind_is(tmp_path, capsys, name, conten
     for command in (["inspect", str(path)], ["convert", str(path), str(tmp_path / "out.root")]):
         assert main(command) == 2
         err = capsys.readouterr().err
-        assert f"{path}: {what}" in err and ", not an accepted input; accepted formats: l1ntuple (a ROOT file)" in err
+        assert f"{path}: {what}" in err and ", not an accepted input; accepted formats: l1ntuple, nanoaod" in err
         assert "scouting-run2" in err and "scouting-run3" in err and "BX record header" not in err
         assert [line for line in err.splitlines() if not line.startswith("converting ")] == [err.splitlines()[-1]]
     assert not (tmp_path / "out.root").exists()
@@ -179,8 +179,8 @@ def test_unknown_binary_file_lists_the_accepted_formats(tmp_path):
     with pytest.raises(FormatError) as err:
         inspect_file(path)
     assert str(err.value).startswith(f"{path} at byte offset 0: neither a Run-3 RAW_ container nor a Run-2")
-    assert str(err.value).endswith("; accepted formats: l1ntuple (a ROOT file), scouting-run2 (a stream of BX "
-                                   "records, .dat or .dat.bz2), scouting-run3 (a RAW_ container)")  # fmt: skip
+    assert str(err.value).endswith(f"; {registry.ACCEPTED}")
+    assert registry.ACCEPTED.startswith("accepted formats: l1ntuple, nanoaod, l1scouting-edm, l1scouting-nano (ROOT")
 
 
 def test_cli_convert_prints_counts(cmssw_ntuple, tmp_path, capsys):

@@ -10,8 +10,7 @@ import uproot
 from l1refit import scales
 from l1refit.cli import main
 from l1refit.errors import FormatError
-from l1refit.formats import l1scouting
-from l1refit.formats.convert import convert
+from l1refit.formats import l1scouting, l1scouting_write
 from l1refit.formats.inventory import inspect_file
 from l1refit.formats.registry import detect_format
 
@@ -118,13 +117,36 @@ def test_nano_float_off_the_grid_names_branch_and_value(tmp_path, l1scouting_row
     muons["eta"] = muons["eta"] + np.float32(0.001)  # not a multiple of 0.010875
     bad = tmp_path / "bad.root"
     flat = {k: ak.to_numpy(v) for k, v in events.items() if not k.startswith(("L1Mu_", "nL1Mu"))}
-    l1scouting.write_events(bad, flat | {"L1Mu": muons})
+    l1scouting_write.write_events(bad, flat | {"L1Mu": muons})
     with pytest.raises(FormatError, match=r"bad\.root \(branch 'L1Mu_eta'\): value .* is not on the hardware grid"):
         next(l1scouting.iterate(bad, "l1scouting-nano", 1000))
 
 
-def test_convert_refuses_l1scouting_with_one_line(tmp_path, l1scouting_edm):
-    SPLIT99, SPLIT0 = l1scouting_edm
-    with pytest.raises(FormatError, match="is a l1scouting-edm file, which convert does not read yet"):
-        convert(SPLIT99, tmp_path / "out.parquet")
-    assert not (tmp_path / "out.parquet").exists()
+@pytest.mark.parametrize("hardware", [True, False])
+def test_reading_some_columns_reads_only_their_branches(tmp_path, hardware, l1scouting_rows):
+    rows = l1scouting_rows(800, seed=5)
+    path = tmp_path / "nano.root"
+    l1scouting.write_nano(path, rows, hardware=hardware)
+    full = next(l1scouting.iterate(path, "l1scouting-nano", 10_000))
+    some = next(l1scouting.iterate(path, "l1scouting-nano", 10_000, columns=["hwPt", "charge", "phiAtVtx"]))
+    assert set(some) == {*l1scouting.IDENTITY, "hwPt", "hwCharge", "charge", "chargeValid", "hwPhiAtVtx", "phiAtVtx",
+                         l1scouting.ENTRY_COUNTS}  # fmt: skip
+    for name in some:
+        np.testing.assert_array_equal(some[name], full[name], err_msg=name)
+    np.testing.assert_array_equal(full[l1scouting.ENTRY_COUNTS], uproot.open(path)["Events"]["nL1Mu"].array())
+
+
+def test_nano_writer_in_chunks_with_empty_entries_and_compression(tmp_path, l1scouting_rows):
+    rows = l1scouting_rows(300, seed=8)
+    counts = np.array([0, 100, 0, 0, 150, 50])
+    entries = {"run": np.full(6, 7), "lumi": np.arange(6), "orbit": np.arange(6) + 10, "bx": np.full(6, 3)}
+    path = tmp_path / "chunks.root"
+    with l1scouting_write.NanoWriter(path, compression=uproot.LZMA(1)) as writer:
+        writer.extend({k: v[:3] for k, v in entries.items()}, {k: v[:100] for k, v in rows.items()}, counts[:3])
+        writer.extend({k: v[3:] for k, v in entries.items()}, {k: v[100:] for k, v in rows.items()}, counts[3:])
+    assert (writer.n_entries, writer.n_muons) == (6, 300)
+    assert uproot.open(path).file.compression == uproot.LZMA(1)
+    back = next(l1scouting.iterate(path, "l1scouting-nano", 4))  # a chunk of 4 entries: 100 muons
+    np.testing.assert_array_equal(back[l1scouting.ENTRY_COUNTS], [0, 100, 0, 0])
+    np.testing.assert_array_equal(back["hwPt"], rows["hwPt"][:100])
+    np.testing.assert_array_equal(back["lumi"], np.full(100, 1))

@@ -10,9 +10,12 @@ from l1refit.formats import registry
 
 
 def test_lists_nest_in_the_order_error_messages_print():
-    assert registry.ALL_FORMATS == ("parquet", "l1ntuple", "scouting-run2", "scouting-run3")
-    assert registry.ALL_FORMATS[1:] == registry.EVENT_FORMATS
-    assert registry.EVENT_FORMATS[1:] == registry.SCOUTING_FORMATS
+    assert registry.EVENT_FORMATS == (
+        "l1ntuple", "nanoaod", "scouting-run2", "scouting-run3", "l1scouting-edm", "l1scouting-nano"
+    )  # fmt: skip
+    assert ("parquet", *registry.EVENT_FORMATS) == registry.REFIT_FORMATS
+    assert (*registry.OFFLINE_FORMATS, *registry.L1_ONLY_FORMATS) == registry.EVENT_FORMATS
+    assert ("parquet", "l1ntuple", *registry.SCOUTING_FORMATS, "l1scouting-nano") == registry.CONVERT_TO
 
 
 def test_remote_urls_are_l1ntuples_and_never_opened():
@@ -55,6 +58,7 @@ def test_text_and_parquet_files_are_named_with_the_accepted_formats(tmp_path):
     with pytest.raises(FormatError) as err:
         registry.detect_format(path)
     assert str(err.value) == (
-        f"{path}: is a text file (it starts 'selection:'), not an accepted input; accepted formats: l1ntuple "
-        "(a ROOT file), scouting-run2 (a stream of BX records, .dat or .dat.bz2), scouting-run3 (a RAW_ container)"
+        f"{path}: is a text file (it starts 'selection:'), not an accepted input; accepted formats: l1ntuple, "
+        "nanoaod, l1scouting-edm, l1scouting-nano (ROOT files), scouting-run2 (a stream of BX records, .dat or "
+        ".dat.bz2), scouting-run3 (a RAW_ container)"
     )

@@ -2,12 +2,15 @@
 # the early check that the configured input files exist.
 from l1refit.config.datasets import (
     check_datasets,
+    check_training_dataset,
+    dataset_format as configured_format,
     file_datasets,
     resolve_paths,
     synthetic_datasets,
 )
 from l1refit.config.loading import compose, read_yaml, validate
 from l1refit.errors import ConfigError
+from l1refit.formats.registry import L1_ONLY_FORMATS
 
 # Scenario configs (--configfile) are overlays on the embedded default: sections merge key by key, except
 # datasets and models, which an overlay replaces whole. Then the schema fills every default and checks every key;
@@ -50,6 +53,7 @@ PATHS = {
     "skim": "results/skims/{dataset}.parquet",
     "cutflow": "results/tables/cutflow_{dataset}.csv",
     "calibration": "results/tables/generator_calibration.csv",
+    "propagation": "results/tables/propagation_accuracy.csv",
     "predictions": "results/predictions/{model}/fold{fold}.parquet",
     "baseline": "results/predictions/baselines/{baseline}/fold{fold}.parquet",
     "dataset_predictions": "results/predictions/{model}/final/{dataset}.parquet",
@@ -80,6 +84,10 @@ def check_references():
             f"configuration error: training.dataset {TRAINING['dataset']!r} is not a configured dataset "
             f"(datasets: {datasets})"
         )
+    try:
+        check_training_dataset(config["datasets"], TRAINING["dataset"])
+    except ConfigError as err:
+        raise WorkflowError(f"configuration error: {err}") from None
     if ANALYSIS_MODEL not in MODELS:
         raise WorkflowError(
             f"configuration error: analysis_model {ANALYSIS_MODEL!r} is not a configured model "
@@ -116,10 +124,8 @@ def dataset_all_paths(wildcards):
 
 
 def dataset_format(wildcards):
-    """Generated datasets are L1Ntuples; file datasets say their format."""
-    if wildcards.dataset in SYNTHETIC_DATASETS:
-        return "l1ntuple"
-    return config["datasets"][wildcards.dataset]["format"]
+    """The format of a dataset's files (generated ones: l1ntuple unless the dataset says nanoaod)."""
+    return configured_format(config["datasets"][wildcards.dataset])
 
 
 def dataset_l1_tree(wildcards):
@@ -139,12 +145,16 @@ def synthetic_ntuples(dataset):
 def synthetic_spec(wildcards):
     """Population, size and seeds of one generated file (every number that changes it)."""
     spec = SYNTHETIC_DATASETS[wildcards.dataset]
-    return {
+    out = {
         "population": spec["population"],
         "events": spec["events_per_file"],
         "seed": spec["seed"],
         "part": int(wildcards.part),
     }
+    # only a non-default layout is a param, so files generated before the key existed stay valid
+    if configured_format(spec) != "l1ntuple":
+        out["layout"] = configured_format(spec)
+    return out
 
 
 def dataset_parts(dataset):
@@ -220,6 +230,12 @@ def training_outputs():
     ]
     if MASS_DATASET is not None:
         targets += [f"{PATHS['fig3']}.png", PATHS["resonances"]]
+    # the apply stage: the analysis model re-fits every dataset of L1 muons only (scouting data)
+    targets += [
+        PATHS["dataset_predictions"].format(model=ANALYSIS_MODEL, dataset=name)
+        for name, spec in config["datasets"].items()
+        if configured_format(spec) in L1_ONLY_FORMATS
+    ]
     return targets
 
 
@@ -231,4 +247,10 @@ def final_outputs():
         targets += synthetic_ntuples(dataset)
     if SYNTHETIC_DATASETS:
         targets.append(PATHS["calibration"])
+    if any(
+        configured_format(spec) == "nanoaod" for spec in config["datasets"].values()
+    ):
+        targets.append(
+            PATHS["propagation"]
+        )  # the offline muons are propagated: how well
     return targets + training_outputs()

@@ -46,7 +46,7 @@ rule generate:
         spec=synthetic_spec,
         generator=config["generator"],
     message:
-        "Synthetic {wildcards.dataset} file {wildcards.part} (L1Ntuple layout)"
+        "Synthetic {wildcards.dataset} file {wildcards.part}"
     script:
         "../scripts/generate.py"
 
@@ -76,3 +76,29 @@ rule generator_calibration:
         "Synthetic GMT metrics beside the paper's GMT row, and the Bayes-optimal limit"
     script:
         "../scripts/generator_calibration.py"
+
+
+rule propagation_accuracy:
+    output:
+        table=report(
+            PATHS["propagation"],
+            caption="../report/propagation_accuracy.rst",
+            category="Tables",
+        ),
+    log:
+        "logs/propagation_accuracy.log",
+    benchmark:
+        "logs/benchmarks/propagation_accuracy.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        generator=config["generator"],
+        selection=config["selection"],
+        check=config["propagation_check"],
+    message:
+        "Offline muons propagated to MB2 against their true positions (synthetic events)"
+    script:
+        "../scripts/propagation_accuracy.py"

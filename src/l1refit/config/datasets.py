@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from l1refit.errors import ConfigError
-from l1refit.formats.registry import is_remote
+from l1refit.formats.registry import OFFLINE_FORMATS, is_remote
 
 
 def resolve_paths(name: str, patterns: list[str], base_dir: str | os.PathLike = ".") -> list[str]:
@@ -43,7 +43,8 @@ def resolve_paths(name: str, patterns: list[str], base_dir: str | os.PathLike = 
 
 
 SYNTHETIC_ONLY_KEYS = ("population", "files", "events_per_file", "seed")
-FILE_ONLY_KEYS = ("format", "paths", "l1_tree")
+FILE_ONLY_KEYS = ("paths", "l1_tree")
+SYNTHETIC_FORMATS = ("l1ntuple", "nanoaod")  # the layouts the synthetic detector writes
 
 
 def check_datasets(datasets: dict) -> None:
@@ -57,8 +58,28 @@ def check_datasets(datasets: dict) -> None:
                 raise ConfigError(
                     f"datasets.{name}.{key}: only applies to 'source: {other}', but this dataset has 'source: {source}'"
                 )
+        if source == "synthetic" and spec.get("format", "l1ntuple") not in SYNTHETIC_FORMATS:
+            raise ConfigError(
+                f"datasets.{name}.format: the synthetic detector writes {' or '.join(SYNTHETIC_FORMATS)}, "
+                f"not {spec['format']!r}"
+            )
         if spec.get("l1_tree") is not None and spec.get("format") != "l1ntuple":
             raise ConfigError(f"datasets.{name}.l1_tree: only applies to 'format: l1ntuple'")
+
+
+def dataset_format(spec: dict) -> str:
+    """The format of a dataset's files: configured, or l1ntuple for a synthetic dataset that does not say."""
+    return spec.get("format", "l1ntuple")
+
+
+def check_training_dataset(datasets: dict, name: str) -> None:
+    """The training dataset must have offline muons: L1-only formats (scouting) can only be refitted."""
+    fmt = dataset_format(datasets[name])
+    if fmt not in OFFLINE_FORMATS:
+        raise ConfigError(
+            f"training.dataset {name!r} has format {fmt}, which holds L1 muons only (no offline muons to learn "
+            f"from); train on a dataset of format {' or '.join(OFFLINE_FORMATS)} and apply the model to this one"
+        )
 
 
 def file_datasets(datasets: dict) -> dict[str, dict]:

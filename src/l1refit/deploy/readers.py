@@ -42,6 +42,7 @@ _SCOUTING_PHYSICAL = ("pt", "etaAtVtx", "phiAtVtx")
 _L1NTUPLE_PHYSICAL = ("pt", "eta", "phi")  # L1Mu floats: muonEt, muonEtaAtVtx, muonPhiAtVtx
 
 Rows = dict[str, np.ndarray]
+ENTRY_COUNTS = l1scouting.ENTRY_COUNTS
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -77,23 +78,28 @@ class Source:
     """One input: the identity columns it gives, every column a model input may name, and a chunk reader.
 
     ``read(columns)`` yields per chunk the identity columns, the requested ``columns`` and ``l1_pt, l1_eta, l1_phi``
-    as flat NumPy arrays, one entry per muon.
+    as flat NumPy arrays, one entry per muon. With ``entry_counts`` (NanoAOD-like inputs) each chunk also has
+    :data:`ENTRY_COUNTS`, the muon count of each of the chunk's input entries, zeros included, in order: what a
+    friend tree needs to follow the input's entries (not a per-muon column).
     """
 
     identity: dict[str, pa.DataType]
     columns: dict[str, pa.DataType]
     read: Callable[[Sequence[str]], Iterator[Rows]]
     physical_from_hardware: bool = False
+    entry_counts: bool = False
 
 
 def open_source(path: str | os.PathLike, fmt: str, chunk_size: int, l1_tree: str) -> Source:
-    """The reader of ``path`` in format ``fmt``: ``chunk_size`` Parquet rows, L1Ntuple events or ~scouting muons."""
+    """The reader of ``path`` in format ``fmt``: ``chunk_size`` Parquet rows, ROOT entries or ~scouting muons."""
     if fmt == "parquet":
         return _parquet_source(path, chunk_size)
     if fmt == "l1ntuple":
         return _l1ntuple_source(path, chunk_size, l1_tree)
     if fmt in l1scouting.FORMATS:
         return _l1scouting_source(path, fmt, chunk_size)
+    if fmt == "nanoaod":
+        return _nanoaod_source(path, chunk_size)
     return _scouting_source(path, fmt, chunk_size)
 
 
@@ -192,9 +198,37 @@ def _l1scouting_source(path: str | os.PathLike, fmt: str, chunk_size: int) -> So
             l1scouting.muon_branch(path, file["Events"])
 
     def read(wanted: Sequence[str]) -> Iterator[Rows]:
-        for rows in l1scouting.iterate(path, fmt, step):
-            yield {name: rows[name] for name in (*_L1SCOUTING_IDENTITY, *wanted)} | {
-                name: rows[column] for name, column in zip(PHYSICAL, _SCOUTING_PHYSICAL, strict=True)
-            }
+        for rows in l1scouting.iterate(path, fmt, step, columns=[*wanted, *_SCOUTING_PHYSICAL]):
+            out = {name: rows[name] for name in (*_L1SCOUTING_IDENTITY, *wanted)}
+            out |= {name: rows[column] for name, column in zip(PHYSICAL, _SCOUTING_PHYSICAL, strict=True)}
+            yield out | ({ENTRY_COUNTS: rows[ENTRY_COUNTS]} if ENTRY_COUNTS in rows else {})
 
-    return Source(_L1SCOUTING_IDENTITY, _L1SCOUTING_MUON, read)
+    nano = fmt == "l1scouting-nano"
+    columns = {k: v for k, v in _L1SCOUTING_MUON.items() if not (nano and k == "hwIso")}  # not in the NanoAOD
+    return Source(_L1SCOUTING_IDENTITY, columns, read, entry_counts=nano)
+
+
+_NANOAOD_IDENTITY = {"run": pa.uint32(), "lumi": pa.uint32(), "event": pa.uint64(), "entry": pa.uint64(),
+                     "l1_index": pa.uint8(), "muon_bx": pa.int16()}  # fmt: skip
+_NANOAOD_PHYSICAL = ("pt", "etaAtVtx", "phiAtVtx")  # rebuilt from the integers, CMSSW convention (formats/nanoaod)
+
+
+def _nanoaod_source(path: str | os.PathLike, chunk_size: int) -> Source:
+    """A NanoAOD's L1 muons (``chunk_size`` events a chunk); ``entry`` is the event's index in the tree."""
+    from l1refit.formats import nanoaod  # imported here: it loads coffea
+
+    info = nanoaod.describe(path)  # no L1Mu, or a branch missing: an error before the output is opened
+    columns = {name: pa.int16() for name, _ in nanoaod.layout.L1_FLOATS.values()}
+    columns |= {"charge": pa.int8(), "hwQual": pa.int16(), "hwDXY": pa.int16()}
+    columns |= {"tfMuonIndex": pa.int16()} if info.has_tf_index else {}
+    columns |= {name: pa.float32() for name in ("pt", "eta", "phi", "etaAtVtx", "phiAtVtx")}
+
+    def read(wanted: Sequence[str]) -> Iterator[Rows]:
+        needed = [*wanted, "bx", *_NANOAOD_PHYSICAL]  # only these branches are read and converted
+        for rows in nanoaod.l1_rows(path, chunk_size, columns=needed):
+            out = {name: rows[name] for name in _NANOAOD_IDENTITY if name != "muon_bx"} | {"muon_bx": rows["bx"]}
+            out |= {name: rows[name] for name in wanted}
+            out |= {name: rows[column] for name, column in zip(PHYSICAL, _NANOAOD_PHYSICAL, strict=True)}
+            yield out | {ENTRY_COUNTS: rows[ENTRY_COUNTS]}
+
+    return Source(_NANOAOD_IDENTITY, columns, read, entry_counts=True)

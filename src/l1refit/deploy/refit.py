@@ -1,16 +1,19 @@
 """``l1refit refit``: apply an exported ONNX model to every L1 muon of a file, one Parquet row per muon.
 
-Inputs (a skim or converted Parquet table, an L1Ntuple, a scouting raw file) are read chunk by chunk
-(:mod:`l1refit.deploy.readers`) and written as they go, atomically, so memory stays bounded whatever the input
-size. The output keeps the identity and hardware columns and adds ``l1_*`` and ``refit_*`` (docs/deploy.md).
+Inputs (a skim or converted Parquet table, an L1Ntuple, a scouting raw file, NanoAOD, L1 scouting EDM or NanoAOD) are
+read chunk by chunk (:mod:`l1refit.deploy.readers`) and written as they go, atomically, so memory stays bounded
+whatever the input size. The output keeps the identity and hardware columns and adds ``l1_*`` and ``refit_*``; a
+``.root`` output of a NanoAOD-like input is a friend tree instead (:mod:`l1refit.deploy.friend`, docs/deploy.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,16 @@ import onnxruntime as ort
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from l1refit.deploy.readers import HARDWARE_FOR_PHYSICAL, PHYSICAL, Rows, Source, check_format, open_source
+from l1refit.deploy import friend
+from l1refit.deploy.readers import (
+    ENTRY_COUNTS,
+    HARDWARE_FOR_PHYSICAL,
+    PHYSICAL,
+    Rows,
+    Source,
+    check_format,
+    open_source,
+)
 from l1refit.deploy.runtime import CPU, check_threads, make_session, run_session
 from l1refit.errors import L1RefitError
 from l1refit.formats import l1ntuple
@@ -29,7 +41,7 @@ from l1refit.logs import progress
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_SIZE = 1_000_000
+DEFAULT_CHUNK_SIZE = 250_000  # 1.3x the muons/s of 1 M a chunk on one core, and less memory (bench_refit*.py)
 REFIT = ("refit_pt", "refit_eta", "refit_phi")
 EXTRA_HARDWARE = ("hwQual", "tfMuonIndex")  # copied beside the model's inputs where the input has them
 
@@ -130,12 +142,22 @@ def output_schema(source: Source, model: Model, input_path: str | os.PathLike, f
     return pa.schema(fields, metadata)
 
 
+# NumPy dtype of the fixed-width Arrow types of the output, wrapped without a copy by _arrow
+_NUMPY = {pa.from_numpy_dtype(np.dtype(t)): np.dtype(t) for t in ("i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f4",
+                                                                  "f8")}  # fmt: skip
+
+
+def _arrow(values: np.ndarray, dtype: pa.DataType) -> pa.Array:
+    """``values`` as an Arrow array of ``dtype``: NumPy's cast, then a zero-copy wrap for fixed-width numbers
+    (``pa.array`` would import pandas on its first call, 0.3 s of a refit)."""
+    if dtype not in _NUMPY:
+        return pa.array(np.ascontiguousarray(values, dtype=dtype.to_pandas_dtype()), type=dtype)
+    data = np.ascontiguousarray(values, dtype=_NUMPY[dtype])
+    return pa.Array.from_buffers(dtype, len(data), [None, pa.py_buffer(data)])
+
+
 def _table(rows: Rows, schema: pa.Schema) -> pa.Table:
-    arrays = [
-        pa.array(np.ascontiguousarray(rows[field.name], dtype=field.type.to_pandas_dtype()), type=field.type)
-        for field in schema
-    ]
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays([_arrow(rows[field.name], field.type) for field in schema], schema=schema)
 
 
 def refit_file(
@@ -147,24 +169,31 @@ def refit_file(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     threads: int = 1,
     l1_tree: str = l1ntuple.TREES["l1"],
+    friend_tree: str = friend.DEFAULT_TREE,
 ) -> dict[str, Any]:
     """Refit every L1 muon of ``input_path`` with the exported model and write one Parquet row per muon.
 
-    Formats and columns: docs/deploy.md. ``fmt`` (one of :data:`l1refit.formats.registry.ALL_FORMATS`) is
-    detected when not given; ``chunk_size`` is the number of Parquet rows, L1Ntuple events or (about) scouting muons
-    read at a time; ``threads`` the onnxruntime intra-op threads. Each chunk is logged (and a progress bar drawn on a
-    terminal). Returns ``muons`` (rows written), ``chunks``, ``seconds`` (wall time of the reading, inference and
-    writing) and ``format``.
+    Formats and columns: docs/deploy.md. ``fmt`` (one of :data:`l1refit.formats.registry.REFIT_FORMATS`) is
+    detected when not given; ``chunk_size`` is the number of Parquet rows, L1Ntuple or NanoAOD entries or (about)
+    scouting muons read at a time; ``threads`` the onnxruntime intra-op threads. An ``output_path`` ending in
+    ``.root`` is a friend tree named ``friend_tree`` aligned with the input's entries (NanoAOD-like inputs only,
+    :mod:`l1refit.deploy.friend`). Each chunk is logged (and a progress bar drawn on a terminal). Returns ``muons``
+    (muons refitted), ``chunks``, ``seconds`` (wall time of the reading, inference and writing), ``format`` and,
+    for a friend tree, ``entries``.
 
     Errors name the file: a model that is not an l1refit ONNX export, an input of unknown format, a model input
-    column the input lacks (with the model and the input named). ``output_path`` is written atomically.
+    column the input lacks (with the model and the input named), a ``.root`` output of an input without NanoAOD
+    entries. ``output_path`` is written atomically.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of rows, got {chunk_size}")
     if Path(output_path).resolve() in {Path(model_path).resolve(), Path(input_path).resolve()}:
         raise RefitError(f"{output_path}: the output would overwrite the model or the input")
+    kind = friend.output_kind(output_path)
     model = load_model(model_path, threads=threads)
     fmt = check_format(input_path, fmt)
+    if kind == "friend":
+        friend.check_input(output_path, input_path, fmt, friend_tree)
     source = open_source(input_path, fmt, chunk_size, l1_tree)
     missing = [name for name in model.inputs if name not in source.columns]
     if missing:
@@ -183,10 +212,10 @@ def refit_file(
         needed += HARDWARE_FOR_PHYSICAL
     schema = output_schema(source, model, input_path, fmt)
     hardware = _hardware(source, model)
-    n_muons = n_chunks = 0
+    n_muons = n_chunks = n_entries = 0
     start = time.perf_counter()
     chunks = progress(source.read(list(dict.fromkeys([*needed, *hardware]))), desc="refit", unit="chunk", logger=log)
-    with atomic_path(output_path) as tmp, pq.ParquetWriter(tmp, schema, **PARQUET_OPTIONS) as writer:
+    with atomic_path(output_path) as tmp, _writer(kind, tmp, schema, friend_tree, input_path) as write:
         for rows in chunks:
             n = len(rows["l1_pt"])
             x = np.empty((n, len(model.inputs)), np.float32)
@@ -194,8 +223,7 @@ def refit_file(
                 x[:, j] = rows[name]
             corrected = model(x)
             rows |= {"refit_phi": corrected[:, 0], "refit_eta": corrected[:, 1], "refit_pt": corrected[:, 2]}
-            if n:
-                writer.write_table(_table(rows, schema))
+            n_entries += write(rows)
             n_muons += n
             n_chunks += 1
             seconds = time.perf_counter() - start
@@ -203,4 +231,29 @@ def refit_file(
                 f"{input_path}: chunk {n_chunks}: {n} muons; total {n_muons} muons in {seconds:.1f} s "
                 f"({n_muons / max(seconds, 1e-9) / 1e6:.2f} M muons/s)"
             )
-    return {"muons": n_muons, "chunks": n_chunks, "seconds": time.perf_counter() - start, "format": fmt}
+    counts = {"muons": n_muons, "chunks": n_chunks, "seconds": time.perf_counter() - start, "format": fmt}
+    return counts | ({"entries": n_entries} if kind == "friend" else {})
+
+
+@contextlib.contextmanager
+def _writer(kind: str, path: Path, schema: pa.Schema, tree: str, source) -> Iterator[Callable[[Rows], int]]:
+    """``write(rows)`` of the output: Parquet rows, or the friend tree's entries (returns the entries written)."""
+    if kind == "friend":
+        metadata = {key.decode(): value.decode() for key, value in schema.metadata.items()}
+        with friend.FriendWriter(path, tree, metadata, source) as writer:
+            yield lambda rows: _friend_write(writer, rows)
+        return
+    with pq.ParquetWriter(path, schema, **PARQUET_OPTIONS) as writer:
+
+        def write(rows: Rows) -> int:
+            if len(rows["l1_pt"]):
+                writer.write_table(_table(rows, schema))
+            return 0
+
+        yield write
+
+
+def _friend_write(writer: friend.FriendWriter, rows: Rows) -> int:
+    counts = rows[ENTRY_COUNTS]
+    writer.write(counts, rows["refit_pt"], rows["refit_eta"], rows["refit_phi"])
+    return len(counts)

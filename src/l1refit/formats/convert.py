@@ -1,5 +1,7 @@
 """Convert between scouting raw files, L1Ntuples and Parquet (``l1refit convert``), streaming chunk by chunk.
 
+The Run-3 formats (NanoAOD, L1 scouting EDM and NanoAOD in, L1 scouting NanoAOD out) are in :mod:`.convert_run3`.
+
 Mappings (choices stated here because the formats do not fix them):
 
 * scouting → L1Ntuple: one event per BX record; ``event = orbit · 3565 + bx`` (unique per BX), ``lumi = 0``,
@@ -27,10 +29,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from l1refit.errors import FormatError
-from l1refit.formats import l1ntuple, scouting
+from l1refit.formats import convert_run3, l1ntuple, scouting
 from l1refit.formats.output import atomic_path
-from l1refit.formats.registry import ALL_FORMATS, EVENT_FORMATS, detect_format
+from l1refit.formats.registry import CONVERT_TO, detect_format
 from l1refit.logs import progress
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def output_format(path: str | Path) -> str:
     ):
         if name.endswith(suffixes):
             return fmt
-    raise ValueError(f"cannot tell the output format from {name!r}: give --to one of {', '.join(ALL_FORMATS)}")
+    raise ValueError(f"cannot tell the output format from {name!r}: give --to one of {', '.join(CONVERT_TO)}")
 
 
 def _read_chunks(path, fmt: str, *, chunk_bytes: int, step_size: int) -> Iterator[ak.Array]:
@@ -75,15 +76,22 @@ def convert(
 ) -> dict[str, int]:
     """Convert ``src`` into ``dst`` (written atomically) and return counts of what was read, written, dropped."""
     src_format = src_format or detect_format(src)
-    if src_format not in EVENT_FORMATS:  # the L1 scouting formats: inspect and refit only, for now
-        raise FormatError(src, f"is a {src_format} file, which convert does not read yet; use l1refit inspect or refit")
     to = to or output_format(dst)
-    if to not in ALL_FORMATS:
-        raise ValueError(f"unknown output format {to!r}; allowed: {', '.join(ALL_FORMATS)}")
+    if to not in CONVERT_TO:
+        raise ValueError(f"unknown output format {to!r}; allowed: {', '.join(CONVERT_TO)}")
     if to == src_format:
         raise ValueError(f"{src} is already {to}; nothing to convert")
-    chunks = progress(_read_chunks(src, src_format, chunk_bytes=chunk_bytes, step_size=step_size),
-                      desc=f"convert {Path(src).name}", unit="chunks", logger=log)  # fmt: skip
+    convert_run3.check(src, src_format, to)
+    desc = {"desc": f"convert {Path(src).name}", "unit": "chunks", "logger": log}
+    if src_format in convert_run3.READS:
+        rows = progress(convert_run3.muon_rows(src, src_format, step_size), **desc)
+        if to == "parquet":
+            return _to_parquet(rows, lambda chunk: chunk, dst)
+        return convert_run3.to_nano(convert_run3.edm_parts(rows, run=run), dst)
+    chunks = progress(_read_chunks(src, src_format, chunk_bytes=chunk_bytes, step_size=step_size), **desc)
+    if to == "l1scouting-nano":
+        records = _l1ntuple_records(chunks, run) if src_format == "l1ntuple" else chunks
+        return convert_run3.to_nano(convert_run3.record_parts(records, run=run, lumi=lumi), dst)
     from_scouting = src_format != "l1ntuple"
     if to == "parquet":
         table = _scouting_rows if from_scouting else _l1ntuple_rows
@@ -153,7 +161,15 @@ def _scouting_to_l1ntuple(chunks, dst) -> dict[str, int]:
     return {"events": n_events, "muons": n_written, "dropped_zero_pt": n_dropped}
 
 
-def _bx_records(events: ak.Array, entry0: int, run: int | None) -> ak.Array:
+def _l1ntuple_records(chunks: Iterator[ak.Array], run: int | None) -> Iterator[ak.Array]:
+    """The BX records of L1Ntuple event chunks, with the events' lumi (for an L1 scouting NanoAOD)."""
+    n_events = 0
+    for events in chunks:
+        yield _bx_records(events, n_events, run, with_lumi=True)
+        n_events += len(events)
+
+
+def _bx_records(events: ak.Array, entry0: int, run: int | None, *, with_lumi: bool = False) -> ak.Array:
     """Group the L1 muons of L1Ntuple events into scouting BX records, one per (event, muonBx)."""
     counts = ak.to_numpy(ak.num(events.L1Mu))
     muons = ak.flatten(events.L1Mu)
@@ -173,9 +189,11 @@ def _bx_records(events: ak.Array, entry0: int, run: int | None) -> ak.Array:
     fields["chargeValid"] = fields["charge"] != 0
     fields["slot"] = (1 + rank % 2).astype(np.int8)
     flat = ak.zip(fields)
+    lumi = {"lumi": ak.to_numpy(events.lumi)[rec_entry].astype(np.uint32)} if with_lumi else {}
     return ak.zip(
         {
             "run": ev_run[rec_entry].astype(np.uint32),
+            **lumi,
             "orbit": ev_orbit[rec_entry].astype(np.uint32),
             "bx": (ev_bx[rec_entry] + rec_bx).astype(np.uint32),
             "muons": ak.unflatten(flat, sizes),

@@ -30,6 +30,10 @@ def inspect_file(
         return summary
     if detected in l1scouting.FORMATS:
         return l1scouting.summarize(path, detected, n_first=n_first)
+    if detected == "nanoaod":
+        from l1refit.formats import nanoaod  # imported here: it loads coffea
+
+        return nanoaod.summarize(path, n_first=n_first)
     return scouting.summarize(path, detected, n_first=n_first, chunk_bytes=chunk_bytes)
 
 
@@ -55,7 +59,7 @@ def write_inventory(
 
 
 def _totals(files: list[dict]) -> dict[str, int]:
-    keys = ("n_events", "n_l1_muons", "n_offline_muons", "n_orbits", "n_bx", "n_muons")
+    keys = ("n_events", "n_entries", "n_l1_muons", "n_offline_muons", "n_orbits", "n_bx", "n_muons")
     return {k: sum(f[k] for f in files if f.get(k) is not None) for k in keys if any(k in f for f in files)}
 
 
@@ -85,6 +89,17 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("  trees       " + ", ".join(f"{t} ({len(b)} branches)" for t, b in summary["trees"].items()))
         lines.append("  first L1 muons:")
         lines += [f"    {_brief(mu)}" for mu in summary["first_l1_muons"]]
+    elif summary["format"] == "nanoaod":
+        offline = summary["n_offline_muons"]
+        lines += [
+            f"  flavour     {summary['flavour']} (barrel rule: {summary['barrel_rule']})",
+            f"  events      {summary['n_entries']}",
+            f"  runs        {', '.join(map(str, summary['runs'])) or 'none'}",
+            f"  L1 muons    {summary['n_l1_muons']} (table cut: {summary['table_cut']})",
+            f"  offline mu  {offline if offline is not None else 'none (no Muon collection)'}",
+            "  first L1 muons:",
+        ]
+        lines += [f"    entry {mu['entry']} bx {mu['bx']}: {_brief(mu)}" for mu in summary["first_muons"]]
     elif summary["format"] in l1scouting.FORMATS:
         lines += [
             f"  collection  {summary['collection']} ({summary['n_entries']} entries)",

@@ -6,8 +6,7 @@ hardware integers); docs/formats.md §9 has the layouts and the CMSSW sources.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Collection, Iterator
 
 import awkward as ak
 import numpy as np
@@ -34,6 +33,9 @@ NANO_FROM_FLOAT = {
 HW_DTYPES = {name: np.int16 for name in EDM_MEMBERS} | {"charge": np.int8, "chargeValid": np.bool_}
 FLOATS = ("pt", "eta", "phi", "etaAtVtx", "phiAtVtx")
 IDENTITY = {"run": np.uint32, "lumi": np.uint32, "orbit": np.uint32, "bx": np.uint32, "l1_index": np.uint8}
+# chunk key of the NanoAOD readers: muons of every entry of the chunk, zeros included (not a per-muon column): what a
+# friend tree aligned entry by entry with the input needs
+ENTRY_COUNTS = "n_per_entry"
 COLUMNS = (*(n for n in HW_DTYPES if n != "hwCharge"), *FLOATS)  # per-muon columns of :func:`iterate`
 _TO_FLOAT = {  # hardware -> float32 in the scouting convention (L1TriggerScouting/Utilities conversion.h)
     "pt": lambda hw: scales.hw_to_pt(hw, "scouting"),
@@ -43,26 +45,7 @@ _TO_FLOAT = {  # hardware -> float32 in the scouting convention (L1TriggerScouti
 }
 _FLOAT_OF = {"hwPt": "pt", "hwEta": "eta", "hwPhi": "phi", "hwEtaAtVtx": "eta", "hwPhiAtVtx": "phi",
              "hwPtUnconstrained": "ptUnconstrained"}  # fmt: skip
-
-
-def flavour(path) -> str | None:
-    """``l1scouting-edm`` / ``l1scouting-nano`` for a ROOT file whose ``Events`` tree is one of them, else None.
-
-    EDM: an ``EventAuxiliary`` branch (every CMSSW EDM file). Scouting NanoAOD: ``orbitNumber`` and
-    ``bunchCrossing`` but no ``event`` (the orbit is the event; a standard NanoAOD has ``event``).
-    """
-    try:
-        with uproot.open(path) as file:
-            if "Events" not in file.keys(cycle=False):
-                return None
-            names = set(file["Events"].keys(recursive=False))
-    except Exception:  # not a readable ROOT file here: the L1Ntuple reader reports it
-        return None
-    if "EventAuxiliary" in names:
-        return "l1scouting-edm"
-    if {"orbitNumber", "bunchCrossing"} <= names and "event" not in names:
-        return "l1scouting-nano"
-    return None
+_HW_OF_FLOAT = {name: "hw" + name[0].upper() + name[1:] for name in FLOATS}  # pt <- hwPt, etaAtVtx <- hwEtaAtVtx
 
 
 def _flat(offsets: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -156,15 +139,21 @@ def _monotone(flat_off: np.ndarray, n_off: np.ndarray) -> bool:
     return bool(np.all(steps >= 0))
 
 
-def _muon_columns(hw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Hardware integers in the scouting layout's dtypes, the charge sign and the float32 values (scouting scales)."""
-    out = {name: np.asarray(hw[name]).astype(HW_DTYPES[name]) for name in HW_DTYPES if name in hw}
-    out["charge"] = np.sign(np.asarray(hw["hwCharge"])).astype(np.int8)
-    if "chargeValid" not in hw:
-        out["chargeValid"] = out["charge"] != 0
+def _muon_columns(hw: dict[str, np.ndarray], wanted: Collection[str] | None = None) -> dict[str, np.ndarray]:
+    """Hardware integers in the scouting layout's dtypes, the charge sign and the float32 values (scouting scales).
+
+    Only what ``hw`` holds the source of; with ``wanted``, only the floats named there (each costs a conversion).
+    """
+    out = {name: np.asarray(hw[name]).astype(HW_DTYPES[name], copy=False) for name in HW_DTYPES if name in hw}
+    if "hwCharge" in hw:
+        out["charge"] = np.sign(out["hwCharge"]).astype(np.int8)
+        if "chargeValid" not in hw:
+            out["chargeValid"] = out["charge"] != 0
+    out = {name: out[name] for name in HW_DTYPES if name in out}  # one column order whatever the source
     for name in FLOATS:
-        source = "hw" + name[0].upper() + name[1:]
-        out[name] = np.asarray(_TO_FLOAT[_FLOAT_OF[source]](out[source]), np.float32)
+        source = _HW_OF_FLOAT[name]
+        if source in out and (wanted is None or name in wanted):
+            out[name] = np.asarray(_TO_FLOAT[_FLOAT_OF[source]](out[source]), np.float32)
     return out
 
 
@@ -172,7 +161,15 @@ def _muon_columns(hw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 # L1 scouting NanoAOD (OrbitNano): one entry per (orbit, BX)
 
 
-def _nano_chunks(path, step: int) -> Iterator[dict[str, np.ndarray]]:
+def _nano_sources(columns: Collection[str] | None) -> list[str]:
+    """The hardware values (:data:`NANO_INTS`, :data:`NANO_FROM_FLOAT`) that the per-muon ``columns`` come from."""
+    if columns is None:
+        return [*NANO_INTS, *NANO_FROM_FLOAT]
+    sources = {_HW_OF_FLOAT.get(c, "hwCharge" if c in ("charge", "chargeValid") else c) for c in columns}
+    return [name for name in (*NANO_INTS, *NANO_FROM_FLOAT) if name in sources]
+
+
+def _nano_chunks(path, step: int, columns: Collection[str] | None = None) -> Iterator[dict[str, np.ndarray]]:
     with uproot.open(path) as file:
         tree = file["Events"]
         names = set(tree.keys())
@@ -180,22 +177,25 @@ def _nano_chunks(path, step: int) -> Iterator[dict[str, np.ndarray]]:
             raise FormatError(path, "no L1Mu collection in tree Events: no muons to read", branch="nL1Mu")
         hw_present = all(f"L1Mu_{n}" in names for n in NANO_FROM_FLOAT)
         muon = [*NANO_INTS, *(NANO_FROM_FLOAT if hw_present else NANO_FROM_FLOAT.values())]
-        wanted = ["run", "luminosityBlock", "orbitNumber", "bunchCrossing", "nL1Mu", *(f"L1Mu_{n}" for n in muon)]
-        absent = [name for name in wanted if name not in names]
+        entry = ["run", "luminosityBlock", "orbitNumber", "bunchCrossing", "nL1Mu"]
+        absent = [name for name in (*entry, *(f"L1Mu_{n}" for n in muon)) if name not in names]
         if absent:
             raise FormatError(path, "branch missing in tree Events of an L1 scouting NanoAOD", branch=absent[0])
-        for arrays in tree.iterate(wanted, step_size=step, how=dict):
+        sources = _nano_sources(columns)  # only the branches that the columns need are read
+        read = {n: n if hw_present or n in NANO_INTS else NANO_FROM_FLOAT[n] for n in sources}
+        for arrays in tree.iterate([*entry, *(f"L1Mu_{b}" for b in read.values())], step_size=step, how=dict):
             counts = np.asarray(arrays["nL1Mu"], np.int64)
             rows = {
-                key: np.repeat(np.asarray(arrays[branch]), counts).astype(IDENTITY[key])
+                key: np.repeat(np.asarray(arrays[branch]).astype(IDENTITY[key], copy=False), counts)
                 for key, branch in (("run", "run"), ("lumi", "luminosityBlock"), ("orbit", "orbitNumber"),
                                     ("bx", "bunchCrossing"))
             }  # fmt: skip
             rows["l1_index"] = _flat(np.concatenate([[0], np.cumsum(counts)]), counts)
-            flat = {n: np.asarray(ak.flatten(arrays[f"L1Mu_{n}"])) for n in muon}
-            if not hw_present:
-                flat |= {hw: _to_hardware(path, f"L1Mu_{f}", flat[f], hw) for hw, f in NANO_FROM_FLOAT.items()}
-            yield rows | _muon_columns(flat)
+            flat = {n: np.asarray(ak.flatten(arrays[f"L1Mu_{b}"])) for n, b in read.items()}
+            for hw, branch in read.items():
+                if branch != hw:  # a float: its hardware integer, checked to be on the grid
+                    flat[hw] = _to_hardware(path, f"L1Mu_{branch}", flat[hw], hw)
+            yield rows | _muon_columns(flat, columns) | {ENTRY_COUNTS: counts}
 
 
 def _to_hardware(path, branch: str, values: np.ndarray, hw_name: str) -> np.ndarray:
@@ -222,47 +222,28 @@ def _to_hardware(path, branch: str, values: np.ndarray, hw_name: str) -> np.ndar
 
 
 def write_nano(path, rows: dict[str, np.ndarray], *, hardware: bool = True) -> None:
-    """A synthetic L1 scouting NanoAOD from per-muon rows sorted by (orbit, bx) (tests, examples).
+    """:func:`l1refit.formats.l1scouting_write.write_nano`, under the name its callers know (imported lazily: the
+    writer imports this module)."""
+    from l1refit.formats import l1scouting_write
 
-    ``rows`` has run, lumi, orbit, bx and the hardware integers of :data:`EDM_MEMBERS` (``hwCharge`` ±1); the
-    floats come from the scouting scales; with ``hardware`` the int16 ``hw*`` branches are written too.
-    """
-    key = np.asarray(rows["orbit"], np.int64) * 4096 + np.asarray(rows["bx"], np.int64)
-    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    counts = np.diff(np.r_[first, len(key)])
-    cols = _muon_columns(rows)
-    mu = {n: np.asarray(rows[n], np.int16) for n in ("hwCharge", "hwQual")}
-    mu |= {n: np.asarray(rows[n], np.uint16) for n in ("tfMuonIndex", "hwDXY")}
-    mu |= {f: cols[f] for f in FLOATS} | {"ptUnconstrained": _TO_FLOAT["ptUnconstrained"](cols["hwPtUnconstrained"])}
-    if hardware:
-        mu |= {n: cols[n] for n in NANO_FROM_FLOAT}
-    events = {
-        "run": np.asarray(rows["run"], np.uint32)[first], "luminosityBlock": np.asarray(rows["lumi"], np.uint32)[first],
-        "orbitNumber": np.asarray(rows["orbit"], np.uint32)[first],
-        "bunchCrossing": np.asarray(rows["bx"], np.uint16)[first],
-        "L1Mu": ak.unflatten(ak.zip(mu), counts),
-    }  # fmt: skip
-    write_events(path, events)
-
-
-def write_events(path, events: dict) -> None:
-    """Write NumPy entry branches and the muon records ``events["L1Mu"]`` as flat NanoAOD branches (nL1Mu, L1Mu_pt)."""
-    with uproot.recreate(Path(path)) as file:
-        types = {name: value.type if name == "L1Mu" else value.dtype for name, value in events.items()}
-        tree = file.mktree("Events", types, counter_name=lambda name: f"n{name}", field_name="{}_{}".format)
-        tree.extend(events)
+    l1scouting_write.write_nano(path, rows, hardware=hardware)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # the format's entry points
 
 
-def iterate(path, fmt: str, step_size: int) -> Iterator[dict[str, np.ndarray]]:
-    """Per chunk of ``step_size`` entries (orbits for EDM, BXs for NanoAOD): one row per muon as NumPy arrays."""
+def iterate(path, fmt: str, step_size: int, columns: Collection[str] | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Per chunk of ``step_size`` entries (orbits for EDM, BXs for NanoAOD): one row per muon as NumPy arrays.
+
+    NanoAOD chunks also carry :data:`ENTRY_COUNTS`, the muon count of each of their entries (not a row column).
+    With ``columns`` (per-muon columns), a NanoAOD reader reads and converts only what they need (the refit); the
+    identity columns come always.
+    """
     if fmt == "l1scouting-edm":
         return _edm_chunks(path, step_size)
     if fmt == "l1scouting-nano":
-        return _nano_chunks(path, step_size)
+        return _nano_chunks(path, step_size, columns)
     raise ValueError(f"unknown L1 scouting format {fmt!r}; allowed: {', '.join(FORMATS)}")
 
 
@@ -270,6 +251,7 @@ def summarize(path, fmt: str, *, n_first: int = 3, step_size: int = 100_000) -> 
     """What ``l1refit inspect`` prints: runs, orbits, BXs with muons, muons and the first muons."""
     n_muons, keys, runs, first = 0, [], set(), []
     for rows in iterate(path, fmt, step_size):
+        rows.pop(ENTRY_COUNTS, None)
         n_muons += len(rows["hwPt"])
         keys.append(np.unique(rows["orbit"].astype(np.uint64) << np.uint64(12) | rows["bx"].astype(np.uint64)))
         runs.update(np.unique(rows["run"]).tolist())

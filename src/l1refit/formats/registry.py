@@ -10,19 +10,19 @@ from pathlib import Path
 
 from l1refit.errors import FormatError
 
-SCOUTING_FORMATS = ("scouting-run2", "scouting-run3")
-EVENT_FORMATS = ("l1ntuple", *SCOUTING_FORMATS)  # files of L1 muons per event or BX: dataset inputs
-ALL_FORMATS = ("parquet", *EVENT_FORMATS)  # also per-muon Parquet tables: refit inputs, convert outputs
-# CMSSW-written Run-3 L1 scouting files (formats/l1scouting.py): `inspect` and `refit` only, not yet datasets
-L1SCOUTING_FORMATS = ("l1scouting-edm", "l1scouting-nano")
-INSPECT_FORMATS = (*EVENT_FORMATS, *L1SCOUTING_FORMATS)
-REFIT_FORMATS = (*ALL_FORMATS, *L1SCOUTING_FORMATS)
+SCOUTING_FORMATS = ("scouting-run2", "scouting-run3")  # the 2018 demonstrator's raw files
+L1SCOUTING_FORMATS = ("l1scouting-edm", "l1scouting-nano")  # CMSSW-written Run-3 L1 scouting (formats/l1scouting.py)
+OFFLINE_FORMATS = ("l1ntuple", "nanoaod")  # L1 and offline muons per event: what a training dataset needs
+L1_ONLY_FORMATS = (*SCOUTING_FORMATS, *L1SCOUTING_FORMATS)  # L1 muons only: what a trained model is applied to
+EVENT_FORMATS = (*OFFLINE_FORMATS, *L1_ONLY_FORMATS)  # dataset inputs, `inspect`, `convert --from`
+REFIT_FORMATS = ("parquet", *EVENT_FORMATS)
+CONVERT_TO = ("parquet", "l1ntuple", *SCOUTING_FORMATS, "l1scouting-nano")  # what `convert` writes
 
 REMOTE_PREFIXES = ("root://", "http://", "https://", "s3://")
 ROOT_MAGIC = b"root"
 ACCEPTED = (
-    "accepted formats: l1ntuple (a ROOT file), scouting-run2 (a stream of BX records, .dat or .dat.bz2), "
-    "scouting-run3 (a RAW_ container)"
+    "accepted formats: l1ntuple, nanoaod, l1scouting-edm, l1scouting-nano (ROOT files), scouting-run2 (a stream "
+    "of BX records, .dat or .dat.bz2), scouting-run3 (a RAW_ container)"
 )
 # files that users hand over by mistake, told by their magic; none can start a scouting file (a Run-2 stream
 # starts with a muon count 0..8, a Run-3 file with RAW_, a compressed one with BZh)
@@ -44,10 +44,11 @@ def is_remote(path: str) -> bool:
 
 
 def detect_format(path: str | Path) -> str:
-    """``l1ntuple`` for a ROOT file, else the scouting format (``scouting-run2``/``scouting-run3``).
+    """The format of a file: a ROOT file's flavour, else the scouting format (``scouting-run2``/``scouting-run3``).
 
-    A ROOT file whose ``Events`` tree is a CMSSW EDM file or an L1 scouting NanoAOD is ``l1scouting-edm`` /
-    ``l1scouting-nano`` (:func:`l1refit.formats.l1scouting.flavour`, which loads uproot).
+    A ROOT file is ``l1ntuple`` unless its ``Events`` tree is a NanoAOD (``nanoaod``), an L1 scouting NanoAOD
+    (``l1scouting-nano``) or a CMSSW EDM file (``l1scouting-edm``): :func:`l1refit.formats.rootfile.flavour`,
+    which loads uproot.
 
     Remote URLs cannot be sniffed cheaply; they are taken as L1Ntuples (the only format served over xrootd).
     Any other file is a FormatError that says what the file is (Parquet, text, … by its first bytes) and which
@@ -63,9 +64,9 @@ def detect_format(path: str | Path) -> str:
     # "root" then the big-endian file version (e.g. 62206 for ROOT 6.22/06); a text file starting "root:"
     # (like /etc/passwd) fails the version check
     if head[:4] == ROOT_MAGIC and len(head) >= 8 and 0 < int.from_bytes(head[4:8], "big") < 1_000_000:
-        from l1refit.formats import l1scouting  # imported here: it loads uproot
+        from l1refit.formats import rootfile  # imported here: it loads uproot
 
-        return l1scouting.flavour(path) or "l1ntuple"
+        return rootfile.flavour(path) or "l1ntuple"
     what = describe_other(head)
     if what is not None:
         raise FormatError(path, f"is {what}, not an accepted input; {ACCEPTED}")

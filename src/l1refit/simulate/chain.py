@@ -55,7 +55,7 @@ def simulate_muons(rng, truth: Truth, gen: dict, luts: Luts) -> dict[str, np.nda
     l1 = measure(rng, pt_mu, truth.q, station, gen)
     eta_vtx, phi_vtx = extrapolate(l1["hwPt"], l1["hwEta"], l1["hwPhi"], l1["charge"], luts)
     reco = offline(rng, truth, station.z0, station.reach_mb2, gen)
-    out = {f"off_{k}": v for k, v in reco.items()}
+    out = {f"off_{k}": v for k, v in reco.items()} | {"off_z0": station.z0}
     out |= {f"l1_{k}": v for k, v in l1.items() if k not in ("has_l1", "barrel")}
     out |= {
         "has_l1": l1["has_l1"],

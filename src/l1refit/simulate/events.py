@@ -15,7 +15,7 @@ import awkward as ak
 import numpy as np
 
 from l1refit import scales
-from l1refit.formats import l1ntuple
+from l1refit.formats import l1ntuple, nanoaod
 from l1refit.simulate.chain import simulate_muons, tf_muon_index, zerobias_truth
 from l1refit.simulate.detector import Truth, power_law
 from l1refit.simulate.resonances import STATES, sample_dimuons
@@ -29,7 +29,7 @@ EVENTS_PER_LUMI = 50_000
 N_BX = 3564
 
 _OFFLINE_FIELDS = ("pt", "eta", "phi", "charge", "etaSt1", "phiSt1", "etaSt2", "phiSt2", "isLooseMuon",
-                   "isMediumMuon", "isTightMuon", "iso")  # fmt: skip
+                   "isMediumMuon", "isTightMuon", "iso", "z0")  # fmt: skip
 
 
 def _fake_candidates(rng, n_events: int, gen: dict, luts: Luts) -> dict[str, np.ndarray]:
@@ -148,6 +148,7 @@ def muonia_block(rng, n_events: int, gen: dict, luts: Luts, first_event: int = 0
 
 
 POPULATIONS = {"zerobias": zerobias_block, "muonia": muonia_block}
+LAYOUTS = {"l1ntuple": l1ntuple.Writer, "nanoaod": nanoaod.Writer}  # file layout -> writer
 
 
 def block_rng(seed: int, part: int, block: int) -> np.random.Generator:
@@ -164,13 +165,19 @@ def generate_file(
     part: int,
     gen: dict,
     luts: Luts | None = None,
+    layout: str = "l1ntuple",
 ) -> None:
-    """Write one synthetic L1Ntuple-layout file (atomically), block by block."""
+    """Write one synthetic file (atomically), block by block, in the L1Ntuple or the NanoAOD (``nanoaod``) layout.
+
+    The events are the same in both layouts; the NanoAOD one is the central flavour (:mod:`l1refit.formats.nanoaod`).
+    """
     if population not in POPULATIONS:
         raise ValueError(f"unknown population {population!r}; allowed: {', '.join(POPULATIONS)}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown synthetic file layout {layout!r}; allowed: {', '.join(LAYOUTS)}")
     luts = luts or build_luts(gen)
     make = POPULATIONS[population]
-    with l1ntuple.Writer(path) as writer:
+    with LAYOUTS[layout](path) as writer:
         for block, start in enumerate(range(0, n_events, BLOCK)):
             size = min(BLOCK, n_events - start)
             events = make(block_rng(seed, part, block), size, gen, luts, first_event=part * n_events + start)

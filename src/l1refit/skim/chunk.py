@@ -21,6 +21,7 @@ from l1refit.skim.selection import BMTF_ETA, Selected, Selection, select_l1, sel
 _U1, _U2, _U4, _U8 = (np.dtype(t) for t in ("uint8", "uint16", "uint32", "uint64"))
 _I1, _I2, _F4 = np.dtype("int8"), np.dtype("int16"), np.dtype("float32")
 MAX_PART = np.iinfo(_U2).max  # the largest input-file index the ``part`` column holds
+NO_TF_INDEX = 255  # the tfMuonIndex column of muons read from a file without it (central NanoAOD)
 
 _EVENT_COLUMNS = {
     "l1ntuple": {"run": _U4, "lumi": _U4, "event": _U8},
@@ -73,6 +74,13 @@ def schema(l1_only: bool = False, metadata: Mapping[str, str] | None = None) -> 
     return pa.schema([(name, pa.from_numpy_dtype(dtype)) for name, dtype in columns(l1_only).items()], metadata)
 
 
+def _field(source, field: str) -> np.ndarray:
+    """A flat L1 field; ``tfMuonIndex`` reads as :data:`NO_TF_INDEX` where the file has none (central NanoAOD)."""
+    if field == "tfMuonIndex" and field not in source.flat.fields:
+        return np.full(len(source.flat), NO_TF_INDEX, _U1)
+    return source[field]
+
+
 def _rows(l1: Selected, offline: Selected, matched: Matched, l1_only: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(chunk event of each row, per-muon skim columns): matched pairs, or every selected L1 muon (``l1_only``)."""
     pairs, kept = matched.pairs, matched.kept
@@ -82,7 +90,7 @@ def _rows(l1: Selected, offline: Selected, matched: Matched, l1_only: bool) -> t
     else:
         event, l1_row = pairs.event[kept], pairs.a[kept]
     l1_at = l1.position[l1_row]
-    out = {name: l1.source[field][l1_at] for name, (field, _) in _L1_COLUMNS.items()}
+    out = {name: _field(l1.source, field)[l1_at] for name, (field, _) in _L1_COLUMNS.items()}
     out["l1_index"] = l1_at - l1.source.starts[event]
     if not l1_only:
         reco_at = offline.position[pairs.b[kept]]
@@ -101,7 +109,7 @@ def skim_chunk(
     code path); ``first_entry`` is the file entry of the chunk's first event.
     """
     l1, offline = select_l1(events, sel), select_offline(events, sel)
-    matched = match_selected(l1, offline, sel.match_dr2)
+    matched = match_selected(l1, offline, sel.match_dr2_cut, sel.match_at)
     pairs, kept = matched.pairs, matched.kept
     reco_barrel = np.abs(offline.source["etaSt2"][offline.position]) < BMTF_ETA
     event_of_pair = pairs.event[kept]
@@ -127,6 +135,19 @@ _NO_OFFLINE = {
     "isLooseMuon": np.dtype(bool), "isMediumMuon": np.dtype(bool), "isTightMuon": np.dtype(bool),
 }  # fmt: skip
 _SCOUTING_HW = ("hwPt", "hwEta", "hwPhi", "hwEtaAtVtx", "hwPhiAtVtx", "hwQual", "hwPtUnconstrained", "hwDXY")
+
+
+def l1scouting_events(rows: Mapping[str, np.ndarray]) -> ak.Array:
+    """Per-muon rows of a CMSSW L1 scouting file (:func:`l1refit.formats.l1scouting.iterate`, sorted by orbit and
+    BX) as the BX records :func:`scouting_events` takes: one record per (orbit, BX) with its muons."""
+    key = rows["orbit"].astype(np.int64) * 4096 + rows["bx"].astype(np.int64)
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, np.int64)
+    counts = np.diff(np.r_[first, key.size])
+    muons = {name: rows[name] for name in ("pt", "eta", "phi", "etaAtVtx", "phiAtVtx", "charge", "tfMuonIndex",
+                                            *_SCOUTING_HW)}  # fmt: skip
+    records = {name: rows[name][first] for name in ("run", "orbit", "bx")}
+    records["muons"] = ak.unflatten(ak.zip(muons), counts)
+    return scouting_events(ak.zip(records, depth_limit=1))
 
 
 def scouting_events(records: ak.Array) -> ak.Array:

@@ -38,25 +38,43 @@ _OFFLINE_STEPS = ("offline_all", "offline_st2_valid", "offline_id", "offline_pt"
 _MATCH_STEPS = ("matched_pairs", "events_matched", "match_efficiency", "fake_match_rate")
 
 
-def step_descriptions(sel: Selection, l1_only: bool) -> dict[str, str]:
-    """The ``description`` column: what each step counts under ``sel`` (``l1_only``: a scouting skim)."""
+def step_descriptions(
+    sel: Selection, l1_only: bool, *, barrel_by_eta: bool = False, input_note: str = "", propagated: bool = False
+) -> dict[str, str]:
+    """The ``description`` column: what each step counts under ``sel`` (``l1_only``: a scouting skim).
+
+    ``barrel_by_eta``: the file has no tfMuonIndex, the barrel is |η| < 0.83 at the station; ``input_note``: a cut
+    the input file applied before us (the central NanoAOD table's); ``propagated``: the offline station-2
+    coordinates come from :mod:`l1refit.skim.propagate`, not from the file.
+    """
     lo, hi = sel.tf_muon_index
+    at = "at station 2" if sel.match_at == "station2" else "at the vertex (L1 etaAtVtx/phiAtVtx vs offline eta/phi)"
+    st2 = "propagated by l1refit (the file has none)" if propagated else "etaSt2/phiSt2 != -9999"
     out = {
         "events": "BX records read (scouting: each BX is an event)" if l1_only else "events read",
-        "l1_all": "L1 muons",
+        "l1_all": "L1 muons" + (f" ({input_note})" if input_note else ""),
         "l1_bx": f"L1 muons in BX {sel.bx}" + (" (scouting: every muon is in its own BX)" if l1_only else ""),
-        "l1_barrel": f"... from the BMTF (tfMuonIndex {lo}-{hi})",
+        "l1_barrel": (
+            f"... in the BMTF acceptance |eta| < {BMTF_ETA} at the muon station (the file has no tfMuonIndex)"
+            if barrel_by_eta
+            else f"... from the BMTF (tfMuonIndex {lo}-{hi})"
+        ),
         "l1_quality": f"... with hwQual >= {sel.min_quality}",
         "l1_pt": f"... with {sel.l1_pt[0]} < pT < {sel.l1_pt[1]} GeV (the selected L1 muons)",
         "offline_all": "offline muons",
-        "offline_st2_valid": "... with valid station-2 coordinates (etaSt2/phiSt2 != -9999)",
+        "offline_st2_valid": (
+            f"... with valid station-2 coordinates ({st2})"
+            if sel.match_at == "station2"
+            else "... (matching at the vertex: station-2 coordinates not required)"
+        ),
         "offline_id": f"... passing the {sel.offline_id} ID" if sel.offline_id != "none" else "... (no ID required)",
         "offline_pt": f"... with pT >= {sel.offline_min_pt} GeV (the selected offline muons)",
         "offline_barrel": f"selected offline muons in the BMTF acceptance |etaSt2| < {BMTF_ETA}",
-        "matched_pairs": f"one-to-one matched pairs with dR2 < {sel.match_dr2} at station 2 (fraction: of selected L1)",
+        "matched_pairs": f"one-to-one matched pairs with dR2 < {sel.match_dr2_cut} {at} (fraction: of selected L1)",
         "events_matched": "events with at least one matched pair",
         "match_efficiency": f"matched offline muons with |etaSt2| < {BMTF_ETA} (fraction: the match efficiency)",
-        "fake_match_rate": "pairs matched with the offline phiSt2 turned by pi (fraction: the fake-match rate)",
+        "fake_match_rate": f"pairs matched with the offline {'phi' if sel.match_at == 'vertex' else 'phiSt2'} turned "
+        "by pi (fraction: the fake-match rate)",
     }
     if l1_only:
         out |= dict.fromkeys(_OFFLINE_STEPS + _MATCH_STEPS, SCOUTING_NOTE)

@@ -20,11 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from l1refit.errors import ConfigError, FormatError
-from l1refit.formats import l1ntuple, scouting
+from l1refit.formats import l1ntuple, l1scouting, nanoaod, scouting
 from l1refit.formats.output import PARQUET_OPTIONS, atomic_path
-from l1refit.formats.registry import EVENT_FORMATS, detect_format
-from l1refit.skim.chunk import MAX_PART, schema, scouting_events, skim_chunk
+from l1refit.formats.registry import EVENT_FORMATS, L1_ONLY_FORMATS, L1SCOUTING_FORMATS, detect_format
+from l1refit.skim.chunk import MAX_PART, l1scouting_events, schema, scouting_events, skim_chunk
 from l1refit.skim.cutflow import CUTFLOW, cutflow_frame, read_cutflow, step_descriptions, sum_cutflows
+from l1refit.skim.propagate import Propagator, with_station2
 from l1refit.skim.selection import Selection
 
 log = logging.getLogger(__name__)
@@ -41,17 +42,34 @@ def check_format(path: str | os.PathLike, fmt: str) -> None:
     except FormatError as err:
         raise FormatError(path, f"is not a {fmt} file: neither a ROOT file nor a scouting raw stream") from err
     if detected != fmt:
-        raise FormatError(path, f"is a {detected} file, but the format {fmt!r} was expected")
+        why = " (L1 muons only, no offline muons)" if detected in L1_ONLY_FORMATS else ""
+        raise FormatError(path, f"is a {detected} file{why}, but the format {fmt!r} was expected")
 
 
 def _event_chunks(
-    path: str | os.PathLike, fmt: str, step_size: int, chunk_bytes: int, l1_tree: str | None
+    path: str | os.PathLike, fmt: str, step_size: int, chunk_bytes: int, l1_tree: str | None, sel: Selection
 ) -> Iterator[ak.Array]:
     if fmt == "l1ntuple":
         yield from l1ntuple.iterate(path, step_size=step_size, l1_tree=l1_tree or l1ntuple.TREES["l1"])
+    elif fmt == "nanoaod":
+        prop = Propagator.from_config(sel.propagation)
+        for events in nanoaod.iterate(path, step_size=step_size):
+            yield with_station2(events, prop)
+    elif fmt in L1SCOUTING_FORMATS:
+        orbits = max(step_size // 16, 1)  # an orbit holds up to 3564 BXs of muons
+        for rows in l1scouting.iterate(path, fmt, orbits if fmt == "l1scouting-edm" else step_size):
+            yield l1scouting_events(rows)
     else:
         for records in scouting.iterate(path, fmt, chunk_bytes):
             yield scouting_events(records)
+
+
+def _descriptions(path, fmt: str, sel: Selection) -> dict[str, str]:
+    """The cutflow's step descriptions for this input: a NanoAOD says its barrel rule, table cut and propagation."""
+    if fmt != "nanoaod":
+        return step_descriptions(sel, fmt in L1_ONLY_FORMATS)
+    info = nanoaod.describe(path, require_offline=True)
+    return step_descriptions(sel, False, barrel_by_eta=not info.has_tf_index, input_note=info.note, propagated=True)
 
 
 def skim_file(
@@ -77,13 +95,14 @@ def skim_file(
     if not 0 <= part <= MAX_PART:
         raise ValueError(f"part must be a file index in 0..{MAX_PART}, got {part}")
     check_format(path, fmt)
-    l1_only = fmt != "l1ntuple"
+    l1_only = fmt in L1_ONLY_FORMATS
+    descriptions = _descriptions(path, fmt, sel)  # also: a NanoAOD without L1Mu or Muon fails here
     provenance = {"l1refit.format": fmt, "l1refit.selection": json.dumps(dataclasses.asdict(sel))}
     totals = dict.fromkeys((step for step, _ in CUTFLOW), 0)
     start = time.perf_counter()
     with atomic_path(out_parquet) as tmp_parquet, atomic_path(out_cutflow) as tmp_cutflow:
         with pq.ParquetWriter(tmp_parquet, schema(l1_only, provenance), **PARQUET_OPTIONS) as writer:
-            for k, events in enumerate(_event_chunks(path, fmt, step_size, chunk_bytes, l1_tree)):
+            for k, events in enumerate(_event_chunks(path, fmt, step_size, chunk_bytes, l1_tree, sel)):
                 table, counts = skim_chunk(events, sel, l1_only=l1_only, part=part, first_entry=totals["events"])
                 for step, n in counts.items():
                     totals[step] += n
@@ -94,7 +113,7 @@ def skim_file(
                     "%s: chunk %d: %d events, %d L1 muons, %d rows; total %d events in %.1f s",
                     path, k, counts["events"], counts["l1_all"], rows, totals["events"], time.perf_counter() - start,
                 )  # fmt: skip
-        cutflow = cutflow_frame(totals, step_descriptions(sel, l1_only))
+        cutflow = cutflow_frame(totals, descriptions)
         cutflow.to_csv(tmp_cutflow, index=False)
     return cutflow
 

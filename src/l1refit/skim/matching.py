@@ -1,4 +1,5 @@
-"""One-to-one matching of L1 and offline muons at the second muon station, as the paper (§3) matches them.
+"""One-to-one matching of L1 and offline muons at the second muon station, as the paper (§3) matches them (or at
+the vertex, ``selection.match_at``).
 
 ΔR² comes from coffea's ``delta_r`` between the L1 muon-system coordinates (``etaSt2, phiSt2``) and the offline
 track propagated to station 2, Δφ wrapped; the assignment is greedy, smallest ΔR² first, vectorised over events.
@@ -16,7 +17,7 @@ from coffea.nanoevents.methods import candidate
 from l1refit.formats import l1ntuple
 from l1refit.skim.selection import Columns, Selected, select_all
 
-_SLIM = ("pt", "mass", "charge", "etaSt2", "phiSt2")  # what a coffea candidate at station 2 needs
+PLACES = {"station2": ("etaSt2", "phiSt2"), "vertex": ("eta", "phi")}  # matching place -> (η, φ) fields
 
 
 @dataclass(frozen=True)
@@ -46,26 +47,29 @@ def _turned(phi: np.ndarray) -> np.ndarray:
     return np.where(phi > 0, phi - np.pi, phi + np.pi)
 
 
-def _at_station2(source: Columns, positions: np.ndarray, turn: bool = False) -> ak.Array:
+def _at_station2(source: Columns, positions: np.ndarray, turn: bool = False, at: str = "station2") -> ak.Array:
     """Flat coffea candidates of the muons at ``positions``, moved to station 2 by :func:`l1ntuple.at_station2`.
 
-    ``turn`` turns their ``phiSt2`` by π: a control sample whose matches are accidental coincidences.
+    ``turn`` turns their φ by π: a control sample whose matches are accidental coincidences. ``at="vertex"``
+    keeps the coordinates at the vertex (``eta, phi``) instead.
     """
-    slim = {field: source[field][positions] for field in _SLIM}
+    eta, phi = PLACES[at]
+    slim = {field: source[field][positions] for field in ("pt", "mass", "charge")}
+    slim |= {"etaSt2": source[eta][positions], "phiSt2": source[phi][positions]}
     if turn:
         slim["phiSt2"] = _turned(slim["phiSt2"])
     return ak.with_name(l1ntuple.at_station2(ak.zip(slim)), l1ntuple.CANDIDATE, behavior=candidate.behavior)
 
 
-def _pairs(l1: Selected, offline: Selected) -> Pairs:
-    """All pairs per event (``ak.cartesian`` of the selected muons' flat ids), with both candidates at station 2."""
+def _pairs(l1: Selected, offline: Selected, at: str = "station2") -> Pairs:
+    """All pairs per event (``ak.cartesian`` of the selected muons' flat ids), with both candidates at ``at``."""
     ids = [ak.unflatten(np.arange(sel.position.size), sel.num) for sel in (l1, offline)]
     pairs = ak.cartesian(ids, axis=1)
     event = np.repeat(np.arange(l1.num.size), ak.to_numpy(ak.num(pairs, axis=1)))
     a = ak.to_numpy(ak.flatten(pairs["0"], axis=1))
     b = ak.to_numpy(ak.flatten(pairs["1"], axis=1))
-    l1_st2 = _at_station2(l1.source, l1.position[a])
-    reco_st2 = _at_station2(offline.source, offline.position[b])
+    l1_st2 = _at_station2(l1.source, l1.position[a], at=at)
+    reco_st2 = _at_station2(offline.source, offline.position[b], at=at)
     return Pairs(l1.num.size, event, a, b, l1_st2, reco_st2)
 
 
@@ -111,12 +115,13 @@ def _assign(pairs: Pairs, dr2: np.ndarray, max_dr2: float) -> np.ndarray:
     return np.flatnonzero(kept)
 
 
-def match_selected(l1: Selected, offline: Selected, max_dr2: float) -> Matched:
-    """Match the selected muons of a chunk one-to-one, and again with the offline φ turned by π (fakes)."""
-    pairs = _pairs(l1, offline)
+def match_selected(l1: Selected, offline: Selected, max_dr2: float, at: str = "station2") -> Matched:
+    """Match the selected muons of a chunk one-to-one at ``at`` (station2 or vertex), and again with the offline φ
+    turned by π (fakes)."""
+    pairs = _pairs(l1, offline, at)
     dr2 = _dr2(pairs.l1, pairs.reco)
     kept = _assign(pairs, dr2, max_dr2)
-    turned = _at_station2(offline.source, offline.position[pairs.b], turn=True)
+    turned = _at_station2(offline.source, offline.position[pairs.b], turn=True, at=at)
     fake = _assign(pairs, _dr2(pairs.l1, turned), max_dr2)
     return Matched(pairs, dr2, kept, int(fake.size))
 

@@ -20,6 +20,7 @@ from l1refit.errors import ConfigError
 from l1refit.formats import l1ntuple
 
 OFFLINE_IDS = {"tight": "isTightMuon", "medium": "isMediumMuon", "loose": "isLooseMuon", "none": None}
+MATCH_AT = ("station2", "vertex")
 BMTF_ETA = 0.83  # |η| edge of the BMTF region (docs/formats.md §5): the acceptance of the match-efficiency denominator
 
 
@@ -45,6 +46,9 @@ class Selection:
     match_dr2: float
     offline_id: str
     offline_min_pt: float
+    match_at: str
+    vertex_match_dr2: float
+    propagation: Mapping[str, float]
 
     def __post_init__(self) -> None:
         lo, hi = self.tf_muon_index
@@ -56,6 +60,10 @@ class Selection:
             raise ConfigError(f"selection.l1_pt: need low < high, got {list(self.l1_pt)}")
         if not self.match_dr2 > 0:
             raise ConfigError(f"selection.match_dr2: must be positive, got {self.match_dr2}")
+        if self.match_at not in MATCH_AT:
+            raise ConfigError(f"selection.match_at: {self.match_at!r} is not one of {', '.join(MATCH_AT)}")
+        if not self.vertex_match_dr2 > 0:
+            raise ConfigError(f"selection.vertex_match_dr2: must be positive, got {self.vertex_match_dr2}")
         if self.offline_id not in OFFLINE_IDS:
             raise ConfigError(f"selection.offline_id: {self.offline_id!r} is not one of {', '.join(OFFLINE_IDS)}")
 
@@ -71,7 +79,13 @@ class Selection:
         for key in ("tf_muon_index", "l1_pt"):
             if key in config:
                 config[key] = tuple(config[key])
+        config["propagation"] = {**defaults("selection")["propagation"], **config.get("propagation", {})}
         return cls(**config)
+
+    @property
+    def match_dr2_cut(self) -> float:
+        """The ΔR² cut of the configured matching place."""
+        return self.match_dr2 if self.match_at == "station2" else self.vertex_match_dr2
 
 
 class Columns:
@@ -131,15 +145,24 @@ def _apply(source: Columns, first: str, steps: Mapping[str, np.ndarray | None]) 
     return Selected(source, np.flatnonzero(mask), passed[offsets[1:]] - passed[offsets[:-1]], counts)
 
 
+def barrel_by_eta(events: ak.Array) -> bool:
+    """True where the L1 muons have no ``tfMuonIndex`` (central NanoAOD): the barrel is |η at the station| < 0.83."""
+    return "tfMuonIndex" not in ak.fields(events["L1Mu"])
+
+
 def select_l1(events: ak.Array, sel: Selection) -> Selected:
     """The L1 muons of BX ``sel.bx`` from the BMTF with ``hwQual >= min_quality`` and ``low < pt < high``."""
     l1 = Columns(events["L1Mu"])
     lo, hi = sel.tf_muon_index
     pt_lo, pt_hi = sel.l1_pt
-    tf_index, pt = l1["tfMuonIndex"], l1["pt"]
+    pt = l1["pt"]
+    if barrel_by_eta(events):
+        barrel = np.abs(l1["etaSt2"]) < BMTF_ETA
+    else:
+        barrel = (l1["tfMuonIndex"] >= lo) & (l1["tfMuonIndex"] <= hi)
     steps = {
         "l1_bx": l1["bx"] == sel.bx,
-        "l1_barrel": (tf_index >= lo) & (tf_index <= hi),
+        "l1_barrel": barrel,
         "l1_quality": l1["hwQual"] >= sel.min_quality,
         "l1_pt": (pt > pt_lo) & (pt < pt_hi),
     }
@@ -151,8 +174,9 @@ def select_offline(events: ak.Array, sel: Selection) -> Selected:
     muon = Columns(events["Muon"])
     invalid = l1ntuple.STATION_INVALID
     id_field = OFFLINE_IDS[sel.offline_id]
+    at_station2 = sel.match_at == "station2"
     steps = {
-        "offline_st2_valid": (muon["etaSt2"] != invalid) & (muon["phiSt2"] != invalid),
+        "offline_st2_valid": (muon["etaSt2"] != invalid) & (muon["phiSt2"] != invalid) if at_station2 else None,
         "offline_id": None if id_field is None else muon[id_field],
         "offline_pt": muon["pt"] >= sel.offline_min_pt,
     }

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from l1refit.analysis.metrics import Windows
+from l1refit.analysis.propagation import write_propagation_table
 from l1refit.formats.inventory import write_inventory
 from l1refit.simulate.calibration import write_calibration_table
 from l1refit.simulate.events import generate_file
+from l1refit.skim.propagate import Propagator
+from l1refit.skim.selection import Selection
 
 
 def inspect_dataset(*, paths: list[str], format: str, chunk_bytes: int, l1_tree: str, inventory: str) -> None:
@@ -14,8 +17,11 @@ def inspect_dataset(*, paths: list[str], format: str, chunk_bytes: int, l1_tree:
 
 
 def generate(*, spec: dict, generator: dict, ntuple: str) -> None:
-    """One synthetic L1Ntuple-layout file; ``spec`` holds population, events, seed and part."""
-    generate_file(ntuple, spec["population"], spec["events"], seed=spec["seed"], part=spec["part"], gen=generator)
+    """One synthetic file; ``spec`` holds population, events, seed, part and (if not l1ntuple) the layout."""
+    generate_file(
+        ntuple, spec["population"], spec["events"], seed=spec["seed"], part=spec["part"], gen=generator,
+        layout=spec.get("layout", "l1ntuple"),
+    )  # fmt: skip
 
 
 def generator_calibration(*, generator: dict, calibration: dict, metrics: dict, selection: dict, table: str) -> None:
@@ -30,3 +36,10 @@ def generator_calibration(*, generator: dict, calibration: dict, metrics: dict, 
         windows=Windows.from_config(metrics),
         selection=selection,
     )
+
+
+def propagation_accuracy(*, generator: dict, selection: dict, check: dict, table: str) -> None:
+    """Propagated against true station-2 positions of synthetic ZeroBias muons, and the matching with each."""
+    sel = Selection.from_config(selection)
+    prop = Propagator.from_config(sel.propagation)
+    write_propagation_table(table, check["events"], check["seed"], generator, sel, prop)
