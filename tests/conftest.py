@@ -105,5 +105,5 @@ def _l1scouting_rows(n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def l1scouting_rows():
-    """``l1scouting_rows(n, seed)``: synthetic per-muon rows for ``l1refit.formats.l1scouting.write_nano``."""
+    """``l1scouting_rows(n, seed)``: synthetic per-muon rows for ``l1refit.formats.l1scouting_write.write_nano``."""
     return _l1scouting_rows
