@@ -146,3 +146,22 @@ def run_export(model_path, onnx_path, *, model_id: str, skim_path, parity_rows: 
         Path(onnx_path).unlink()
         raise RuntimeError(f"{onnx_path}: ONNX and PyTorch differ by {diff} (> {tolerance}); graph removed")
     return diff
+
+
+# Defined after everything above on purpose: torch.onnx records source line numbers in the graph's node metadata, so
+# code added above ``Deployable.forward`` would change the exported bytes.
+def fold_scalers(first: tuple, last: tuple, x_min, x_scale, y_min, y_scale) -> tuple:
+    """Dense layers with the min-max scalers folded in, float64: ``(w1, b1, w_last, b_last)``.
+
+    ``first`` and ``last`` are ``(weight (out, in), bias)`` of the first and last dense layers; the input
+    normalisation ``(x − x_min) / x_scale`` goes into the first (W/scale, b − W·min/scale) and the de-normalisation
+    ``y·y_scale + y_min`` into the last — the arithmetic of :func:`l1refit.deploy.optimize.optimize_onnx`.
+    """
+    f64 = np.float64
+    x_min, x_scale = np.asarray(x_min, f64), np.asarray(x_scale, f64)
+    y_min, y_scale = np.asarray(y_min, f64), np.asarray(y_scale, f64)
+    w1 = np.asarray(first[0], f64) / x_scale[None, :]
+    b1 = np.asarray(first[1], f64) - w1 @ x_min
+    w_last = np.asarray(last[0], f64) * y_scale[:, None]
+    b_last = np.asarray(last[1], f64) * y_scale + y_min
+    return w1, b1, w_last, b_last
