@@ -33,6 +33,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/benchmark.smk"
+include: "workflow/rules/fpga.smk"
 
 
 rule all:

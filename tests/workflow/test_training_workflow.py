@@ -138,3 +138,27 @@ def test_second_directory_gives_byte_identical_tables(snakemake, trained, tmp_pa
         assert (tmp_path / path).read_bytes() == (workdir / path).read_bytes(), path
     for path in predictions:
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / path), pd.read_parquet(workdir / path))
+
+
+def test_fpga_stage_on_the_trained_models(snakemake, trained, tiny, write_config, job_counts):
+    """Turning the FPGA stage on runs only its jobs: the scan, the hls4ml project whose C simulation equals the
+    emulator (checked inside the rule: it fails otherwise), the da4ml Verilog, and the firmware's predictions."""
+    workdir, _ = trained
+    config = write_config(workdir / "fpga.yaml", {**tiny, "fpga": {**tiny["fpga"], "enabled": True}})
+    dry = snakemake("-n", f"--configfile={config}", "--directory", str(workdir), "all")
+    assert job_counts(dry) == {"fpga_precision": 1, "fpga_firmware": 1, "fpga_predict": 2, "all": 1}
+    snakemake("--cores", "2", f"--configfile={config}", "--directory", str(workdir), "all")
+    scan = pd.read_csv(workdir / "results/tables/fpga_precision.csv")
+    assert scan["precision"].tolist()[0] == "float" and len(scan) == 2
+    assert scan["luts_estimate"].iloc[1] > 1000 and scan["why"].iloc[0] == "the float network (reference)"
+    check = (workdir / "results/fpga/B/hls/l1refit_check.json").read_text()
+    assert '"rows_checked": 300' in check and (workdir / "results/fpga/B/hls/build_prj.tcl").is_file()
+    assert any((workdir / "results/fpga/B/rtl").rglob("*.v"))
+    table3 = pd.read_csv(workdir / "results/tables/table3_fpga.csv")
+    assert (
+        table3["source"].str.startswith("estimate").sum() == 1 and table3["source"].str.startswith("paper").sum() == 3
+    )
+    firmware = pd.read_parquet(workdir / "results/predictions/B/fpga/zerobias.parquet")
+    skim = pd.read_parquet(workdir / "results/skims/zerobias.parquet")
+    assert len(firmware) == len(skim) and firmware[["pred_phi", "pred_eta", "pred_pt"]].notna().all().all()
+    assert (workdir / "results/predictions/B/fpga/muonia.parquet").is_file()

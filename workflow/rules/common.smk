@@ -69,6 +69,12 @@ PATHS = {
     "turn_on_plot": "results/plots/turn_on",
     "throughput": "results/plots/throughput.png",
     "onnx": "results/onnx/{model}.onnx",
+    "fpga_precision": "results/tables/fpga_precision.csv",
+    "table3_fpga": "results/tables/table3_fpga.csv",
+    "fpga_hls": "results/fpga/{model}/hls",
+    "fpga_rtl": "results/fpga/{model}/rtl",
+    "fpga_design": "results/fpga/{model}/design.json",
+    "fpga_predictions": "results/predictions/{model}/fpga/{dataset}.parquet",
 }
 TRAINING_SKIM = PATHS["skim"].format(dataset=TRAINING["dataset"])
 ANALYSIS_PREDICTIONS = expand(PATHS["predictions"], model=ANALYSIS_MODEL, fold=FOLDS)
@@ -230,6 +236,12 @@ def training_outputs():
     ]
     if MASS_DATASET is not None:
         targets += [f"{PATHS['fig3']}.png", PATHS["resonances"]]
+    if config["fpga"]["enabled"]:
+        targets += [
+            PATHS["fpga_precision"],
+            PATHS["fpga_design"].format(model=ANALYSIS_MODEL),
+            *fpga_predictions(),
+        ]
     # the apply stage: the analysis model re-fits every dataset of L1 muons only (scouting data)
     targets += [
         PATHS["dataset_predictions"].format(model=ANALYSIS_MODEL, dataset=name)
@@ -237,6 +249,38 @@ def training_outputs():
         if configured_format(spec) in L1_ONLY_FORMATS
     ]
     return targets
+
+
+def fpga_scan_inputs(wildcards):
+    """The analysis model's fold networks and out-of-fold predictions, and its final network with its predictions
+    on the mass dataset (when there is one): what the precision scan measures."""
+    inputs = {
+        "fold_models": expand(
+            trained("model.pt", "fold{fold}"), model=ANALYSIS_MODEL, fold=FOLDS
+        ),
+        "fold_predictions": expand(
+            PATHS["predictions"], model=ANALYSIS_MODEL, fold=FOLDS
+        ),
+    }
+    if MASS_DATASET is not None:
+        inputs["final_model"] = trained("model.pt", "final").format(
+            model=ANALYSIS_MODEL
+        )
+        inputs["mass_predictions"] = PATHS["dataset_predictions"].format(
+            model=ANALYSIS_MODEL, dataset=MASS_DATASET
+        )
+    return inputs
+
+
+def fpga_predictions():
+    """The emulated firmware's predictions on the training and the mass dataset."""
+    datasets = dict.fromkeys(
+        [TRAINING["dataset"], MASS_DATASET] if MASS_DATASET else [TRAINING["dataset"]]
+    )
+    return [
+        PATHS["fpga_predictions"].format(model=ANALYSIS_MODEL, dataset=d)
+        for d in datasets
+    ]
 
 
 def final_outputs():

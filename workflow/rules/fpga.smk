@@ -1,0 +1,82 @@
+# FPGA stage: the analysis model as fixed-point firmware (l1refit.deploy.fpga). The precision scan measures what
+# every design costs in physics (out-of-fold Table-2 metrics, bit-exact emulation) and in resources (da4ml
+# estimates); the narrowest design that costs no physics becomes the hls4ml project and the da4ml Verilog, whose C
+# simulation must equal the emulator bit for bit; the emulated firmware then corrects whole datasets.
+# No vendor tool runs here: every resource and latency figure is an estimate.
+
+
+rule fpga_precision:
+    input:
+        unpack(fpga_scan_inputs),
+    output:
+        table=report(
+            PATHS["fpga_precision"],
+            caption="../report/fpga_precision.rst",
+            category="FPGA",
+        ),
+    log:
+        "logs/fpga/precision.log",
+    benchmark:
+        "logs/benchmarks/fpga/precision.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=3000,
+    params:
+        fpga=config["fpga"],
+        metrics=METRIC_WINDOWS,
+    message:
+        "Fixed-point precision scan of {ANALYSIS_MODEL}: physics cost and resource estimates"
+    script:
+        "../scripts/fpga_precision.py"
+
+
+rule fpga_firmware:
+    input:
+        model=trained("model.pt", "final").format(model=ANALYSIS_MODEL),
+        scan=PATHS["fpga_precision"],
+        skim=TRAINING_SKIM,
+    output:
+        hls_dir=directory(PATHS["fpga_hls"].format(model=ANALYSIS_MODEL)),
+        rtl_dir=directory(PATHS["fpga_rtl"].format(model=ANALYSIS_MODEL)),
+        design=PATHS["fpga_design"].format(model=ANALYSIS_MODEL),
+        table3=report(
+            PATHS["table3_fpga"],
+            caption="../report/table3_fpga.rst",
+            category="FPGA",
+        ),
+    log:
+        "logs/fpga/firmware.log",
+    benchmark:
+        "logs/benchmarks/fpga/firmware.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=3000,
+    params:
+        fpga=config["fpga"],
+    message:
+        "hls4ml project and da4ml Verilog of {ANALYSIS_MODEL}; emulator checked against the C simulation"
+    script:
+        "../scripts/fpga_firmware.py"
+
+
+rule fpga_predict:
+    input:
+        design=PATHS["fpga_design"],
+        skim=PATHS["skim"],
+    output:
+        predictions=PATHS["fpga_predictions"],
+    log:
+        "logs/fpga/{model}.{dataset}.predict.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=3000,
+    message:
+        "The emulated firmware of {wildcards.model} corrects every muon of {wildcards.dataset}"
+    script:
+        "../scripts/fpga_predict.py"
