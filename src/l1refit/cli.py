@@ -74,25 +74,35 @@ def _parser() -> argparse.ArgumentParser:
 
     ref = sub.add_parser(
         "refit",
-        help="apply an exported ONNX model to every L1 muon of a file: Parquet with the corrected phi, eta, pT",
+        help="apply an exported ONNX model or the FPGA firmware to every L1 muon of a file: corrected phi, eta, pT",
         description=(
             "Refit every L1 muon of INPUT (skim Parquet, L1Ntuple ROOT, NanoAOD, Run-2 or Run-3 scouting raw, CMSSW "
             "L1 scouting EDM or L1 scouting NanoAOD) with the exported model and write OUTPUT: Parquet with one row "
             "per muon (the event identity, the hardware integers, the original l1_pt, l1_eta, l1_phi and the "
             "refit_pt, refit_eta, refit_phi beside them), or, for an OUTPUT ending in .root and a NanoAOD or L1 "
             "scouting NanoAOD INPUT, a friend tree with the input's entries (nL1MuRefit, L1MuRefit_pt/eta/phi). "
-            "Streams in chunks; OUTPUT appears only when the whole input was refitted."
+            "With --firmware DESIGN.json instead of --model, the refit values are the fixed-point firmware's, "
+            "emulated bit for bit as the board computes them (docs/deploy.md §6.7). Streams in chunks; OUTPUT "
+            "appears only when the whole input was refitted."
         ),
     )
     ref.add_argument("input", metavar="INPUT")
     ref.add_argument("output", metavar="OUTPUT")
-    ref.add_argument("--model", required=True, metavar="M.onnx", help="ONNX model from l1refit.deploy.onnx_export")
+    engine = ref.add_mutually_exclusive_group(required=True)
+    engine.add_argument("--model", metavar="M.onnx", help="ONNX model from l1refit.deploy.onnx_export")
+    engine.add_argument(
+        "--firmware", metavar="DESIGN.json",
+        help="FPGA design (results/fpga/{model}/design.json): refit with the emulated fixed-point firmware",
+    )  # fmt: skip
     ref.add_argument("--format", choices=REFIT_FORMATS, help="expect this input format (default: detect it)")
     ref.add_argument(
         "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N",
         help=f"Parquet rows, ROOT entries or (about) scouting muons per chunk (default {DEFAULT_CHUNK_SIZE})",
     )  # fmt: skip
-    ref.add_argument("--threads", type=int, default=1, metavar="N", help="onnxruntime intra-op threads (default 1)")
+    ref.add_argument(
+        "--threads", type=int, default=1, metavar="N",
+        help="onnxruntime intra-op threads, or the emulator's BLAS threads with --firmware (default 1)",
+    )  # fmt: skip
     ref.add_argument("--l1-tree", default=l1ntuple.TREES["l1"], help="L1 muon tree of an L1Ntuple")
     ref.add_argument(
         "--friend-tree", default=friend.DEFAULT_TREE, metavar="NAME",
@@ -152,11 +162,13 @@ def _convert(args) -> None:
 
 
 def _refit(args) -> None:
-    print(f"refitting {args.input} with {args.model} -> {args.output}", file=sys.stderr)
+    engine = args.model or f"the firmware {args.firmware}"
+    print(f"refitting {args.input} with {engine} -> {args.output}", file=sys.stderr)
     counts = refit_file(
         args.model,
         args.input,
         args.output,
+        firmware=args.firmware,
         fmt=args.format,
         chunk_size=args.chunk_size,
         threads=args.threads,

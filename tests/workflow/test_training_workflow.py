@@ -142,11 +142,13 @@ def test_second_directory_gives_byte_identical_tables(snakemake, trained, tmp_pa
 
 def test_fpga_stage_on_the_trained_models(snakemake, trained, tiny, write_config, job_counts):
     """Turning the FPGA stage on runs only its jobs: the scan, the hls4ml project whose C simulation equals the
-    emulator (checked inside the rule: it fails otherwise), the da4ml Verilog, and the firmware's predictions."""
+    emulator (checked inside the rule: it fails otherwise), the da4ml Verilog, the firmware's predictions and its
+    Figure-3 curve and resonance rows."""
     workdir, _ = trained
     config = write_config(workdir / "fpga.yaml", {**tiny, "fpga": {**tiny["fpga"], "enabled": True}})
     dry = snakemake("-n", f"--configfile={config}", "--directory", str(workdir), "all")
-    assert job_counts(dry) == {"fpga_precision": 1, "fpga_firmware": 1, "fpga_predict": 2, "all": 1}
+    # ... and Figure 3 again, with the firmware's curve and resonance rows
+    assert job_counts(dry) == {"fpga_precision": 1, "fpga_firmware": 1, "fpga_predict": 2, "dimuon": 1, "all": 1}
     snakemake("--cores", "2", f"--configfile={config}", "--directory", str(workdir), "all")
     scan = pd.read_csv(workdir / "results/tables/fpga_precision.csv")
     assert scan["precision"].tolist()[0] == "float" and len(scan) == 2
@@ -162,3 +164,5 @@ def test_fpga_stage_on_the_trained_models(snakemake, trained, tiny, write_config
     skim = pd.read_parquet(workdir / "results/skims/zerobias.parquet")
     assert len(firmware) == len(skim) and firmware[["pred_phi", "pred_eta", "pred_pt"]].notna().all().all()
     assert (workdir / "results/predictions/B/fpga/muonia.parquet").is_file()
+    resonances = pd.read_csv(workdir / "results/tables/resonances.csv")
+    assert resonances["source"].unique().tolist() == ["GMT", "NN", "offline", "FPGA"]

@@ -272,6 +272,17 @@ def fpga_scan_inputs(wildcards):
     return inputs
 
 
+def dimuon_firmware_input(wildcards):
+    """The firmware's predictions on the mass dataset, for its Figure-3 curve and resonance rows (FPGA stage on)."""
+    if not config["fpga"]["enabled"]:
+        return {}
+    return {
+        "firmware_predictions": PATHS["fpga_predictions"].format(
+            model=ANALYSIS_MODEL, dataset=MASS_DATASET
+        )
+    }
+
+
 def fpga_predictions():
     """The emulated firmware's predictions on the training and the mass dataset."""
     datasets = dict.fromkeys(

@@ -51,6 +51,7 @@ rule fig2:
 
 rule dimuon:
     input:
+        unpack(dimuon_firmware_input),
         predictions=PATHS["dataset_predictions"].format(
             model=ANALYSIS_MODEL, dataset=MASS_DATASET
         ),

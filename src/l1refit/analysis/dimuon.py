@@ -24,6 +24,7 @@ SOURCES: dict[str, tuple[str, str, str]] = {
     "GMT": ("l1_pt", "l1_eta", "l1_phi"),
     "NN": ("pred_pt", "pred_eta", "pred_phi"),
     "offline": ("reco_pt", "reco_eta", "reco_phi"),
+    "FPGA": ("fpga_pt", "fpga_eta", "fpga_phi"),  # the emulated firmware (l1refit.deploy.fpga), where it ran
 }
 
 
@@ -45,7 +46,7 @@ def by_event(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     return ordered, counts
 
 
-def pair_masses(df: pd.DataFrame, sources=tuple(SOURCES)) -> dict[str, np.ndarray]:
+def pair_masses(df: pd.DataFrame, sources=("GMT", "NN", "offline")) -> dict[str, np.ndarray]:
     """Invariant masses (GeV) of every opposite-L1-charge pair of muons in the same event, per source.
 
     All arrays are aligned: entry i of every source is the same pair of muons.

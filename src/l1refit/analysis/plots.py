@@ -24,7 +24,7 @@ from l1refit.analysis.fit import LABELS, ResonanceFit, pdg_mass
 from l1refit.analysis.metrics import Windows, residuals
 from l1refit.formats.output import atomic_path
 
-COLORS = {"GMT": "tab:blue", "NN": "tab:red", "offline": "black"}
+COLORS = {"GMT": "tab:blue", "NN": "tab:red", "offline": "black", "FPGA": "tab:orange"}
 RESIDUAL_AXES = {  # variable: (x label, range)
     "phi": (r"$\Delta\phi = \phi_{L1} - \phi_{offline}$ [rad]", (-0.4, 0.4)),
     "eta": (r"$\Delta\eta = \eta_{L1} - \eta_{offline}$", (-0.12, 0.12)),
@@ -116,7 +116,7 @@ def fig3_mass(masses: dict[str, np.ndarray], stem, *, model: str, mass_range: tu
 
     Dotted lines: the φ, J/ψ and Υ(1S) masses from the ``particle`` package.
     """
-    names = {"GMT": "GMT", "NN": f"NN (model {model})", "offline": "offline"}
+    names = {"GMT": "GMT", "NN": f"NN (model {model})", "offline": "offline", "FPGA": f"FPGA firmware ({model})"}
     with cms_figure() as (fig, (ax,)):
         for src, values in masses.items():
             mplhep.histplot(_mass_hist(values, bins, *mass_range), ax=ax, color=COLORS[src], lw=2, flow="none",
@@ -139,7 +139,7 @@ def resonance_overlay(masses: dict[str, np.ndarray], fits: list[ResonanceFit], s
                       simulation: bool) -> Figure:  # fmt: skip
     """One panel per resonance: each source's masses (points) in its fit window and the fitted curve."""
     resonances = list(dict.fromkeys(f.resonance for f in fits))
-    names = {"GMT": "GMT", "NN": f"NN ({model})", "offline": "offline"}
+    names = {"GMT": "GMT", "NN": f"NN ({model})", "offline": "offline", "FPGA": f"FPGA ({model})"}
     with cms_figure(ncols=len(resonances), width=8.5) as (fig, axes):
         for ax, resonance in zip(axes, resonances, strict=True):
             mine = [f for f in fits if f.resonance == resonance and np.isfinite(f.peak)]

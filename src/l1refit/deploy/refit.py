@@ -1,4 +1,5 @@
-"""``l1refit refit``: apply an exported ONNX model to every L1 muon of a file, one Parquet row per muon.
+"""``l1refit refit``: apply an exported ONNX model, or the emulated FPGA firmware (:mod:`l1refit.deploy.fpga.refit`),
+to every L1 muon of a file, one Parquet row per muon.
 
 Inputs (a skim or converted Parquet table, an L1Ntuple, a scouting raw file, NanoAOD, L1 scouting EDM or NanoAOD) are
 read chunk by chunk (:mod:`l1refit.deploy.readers`) and written as they go, atomically, so memory stays bounded
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import onnxruntime as ort
@@ -50,6 +51,10 @@ class RefitError(L1RefitError, ValueError):
     """A model or an input that cannot be refitted: not an l1refit ONNX export, or missing model inputs."""
 
 
+class InputError(RefitError):
+    """Input values the model cannot take (the firmware: integers outside their uGMT types); refit adds the file."""
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the model
 
@@ -64,6 +69,12 @@ class Model:
     session: ort.InferenceSession
     input_name: str
     output_name: str
+    dtype: ClassVar[np.dtype] = np.dtype(np.float32)  # what __call__ takes: float32 holds every hardware integer
+
+    @property
+    def refit_metadata(self) -> dict[str, str]:
+        """What the output says about the engine (the firmware's says more: fpga/refit.py)."""
+        return {"l1refit.refit.engine": "onnx"}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return run_session(self.session, x, self.input_name, self.output_name)
@@ -139,7 +150,7 @@ def output_schema(source: Source, model: Model, input_path: str | os.PathLike, f
         "l1refit.refit.input_format": fmt,
         "l1refit.refit.l1_from_hardware": json.dumps(source.physical_from_hardware),
     }
-    return pa.schema(fields, metadata)
+    return pa.schema(fields, metadata | model.refit_metadata)
 
 
 # NumPy dtype of the fixed-width Arrow types of the output, wrapped without a copy by _arrow
@@ -160,11 +171,24 @@ def _table(rows: Rows, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays([_arrow(rows[field.name], field.type) for field in schema], schema=schema)
 
 
+def _open_model(model_path: str | os.PathLike | None, firmware: str | os.PathLike | None, threads: int):
+    """The ONNX :class:`Model`, or the firmware design as one (exactly one of the two paths)."""
+    if (model_path is None) == (firmware is None):
+        raise ValueError("give exactly one of an ONNX model and a firmware design")
+    if firmware is None:
+        return load_model(model_path, threads=threads)
+    check_threads(threads)
+    from l1refit.deploy.fpga.refit import load_firmware  # imports this module: not at the top
+
+    return load_firmware(firmware, threads=threads)
+
+
 def refit_file(
-    model_path: str | os.PathLike,
+    model_path: str | os.PathLike | None,
     input_path: str | os.PathLike,
     output_path: str | os.PathLike,
     *,
+    firmware: str | os.PathLike | None = None,
     fmt: str | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     threads: int = 1,
@@ -173,24 +197,28 @@ def refit_file(
 ) -> dict[str, Any]:
     """Refit every L1 muon of ``input_path`` with the exported model and write one Parquet row per muon.
 
+    With ``firmware`` (a design JSON, :mod:`l1refit.deploy.fpga.design`) instead of ``model_path`` (then None) the
+    refit values are the emulated firmware's, bit for bit what the board computes; same inputs and outputs.
+
     Formats and columns: docs/deploy.md. ``fmt`` (one of :data:`l1refit.formats.registry.REFIT_FORMATS`) is
     detected when not given; ``chunk_size`` is the number of Parquet rows, L1Ntuple or NanoAOD entries or (about)
-    scouting muons read at a time; ``threads`` the onnxruntime intra-op threads. An ``output_path`` ending in
-    ``.root`` is a friend tree named ``friend_tree`` aligned with the input's entries (NanoAOD-like inputs only,
-    :mod:`l1refit.deploy.friend`). Each chunk is logged (and a progress bar drawn on a terminal). Returns ``muons``
-    (muons refitted), ``chunks``, ``seconds`` (wall time of the reading, inference and writing), ``format`` and,
-    for a friend tree, ``entries``.
+    scouting muons read at a time; ``threads`` the onnxruntime intra-op threads (the emulator's BLAS threads). An
+    ``output_path`` ending in ``.root`` is a friend tree named ``friend_tree`` aligned with the input's entries
+    (NanoAOD-like inputs only, :mod:`l1refit.deploy.friend`). Each chunk is logged (and a progress bar drawn on a
+    terminal). Returns ``muons`` (muons refitted), ``chunks``, ``seconds`` (wall time of the reading, inference and
+    writing), ``format`` and, for a friend tree, ``entries``.
 
-    Errors name the file: a model that is not an l1refit ONNX export, an input of unknown format, a model input
-    column the input lacks (with the model and the input named), a ``.root`` output of an input without NanoAOD
-    entries. ``output_path`` is written atomically.
+    Errors name the file: a model that is not an l1refit ONNX export or a firmware design, an input of unknown
+    format, a model input column the input lacks (with the model and the input named), a ``.root`` output of an input
+    without NanoAOD entries, input values outside the firmware's uGMT types. ``output_path`` is written atomically.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of rows, got {chunk_size}")
-    if Path(output_path).resolve() in {Path(model_path).resolve(), Path(input_path).resolve()}:
+    used = [Path(path).resolve() for path in (model_path, firmware, input_path) if path is not None]
+    if Path(output_path).resolve() in used:
         raise RefitError(f"{output_path}: the output would overwrite the model or the input")
     kind = friend.output_kind(output_path)
-    model = load_model(model_path, threads=threads)
+    model = _open_model(model_path, firmware, threads)
     fmt = check_format(input_path, fmt)
     if kind == "friend":
         friend.check_input(output_path, input_path, fmt, friend_tree)
@@ -218,10 +246,13 @@ def refit_file(
     with atomic_path(output_path) as tmp, _writer(kind, tmp, schema, friend_tree, input_path) as write:
         for rows in chunks:
             n = len(rows["l1_pt"])
-            x = np.empty((n, len(model.inputs)), np.float32)
+            x = np.empty((n, len(model.inputs)), model.dtype)
             for j, name in enumerate(model.inputs):
                 x[:, j] = rows[name]
-            corrected = model(x)
+            try:
+                corrected = model(x)
+            except InputError as err:
+                raise RefitError(f"{input_path} ({fmt}): chunk {n_chunks + 1}: {err}") from None
             rows |= {"refit_phi": corrected[:, 0], "refit_eta": corrected[:, 1], "refit_pt": corrected[:, 2]}
             n_entries += write(rows)
             n_muons += n

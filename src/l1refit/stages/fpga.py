@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from l1refit.analysis.metrics import Windows
 from l1refit.deploy.fpga import hls, rtl
@@ -38,14 +39,19 @@ def fpga_precision(*, fold_models: list[str], fold_predictions: list[str], fpga:
         log.info("da4ml estimate of %s", design.precision)
         return rtl.estimate(rtl.trace(design), fpga["latency_cutoff"])
 
-    scan = precision_scan(
+    with threadpool_limits(1):
+        scan = _scan(models, rows, fpga, metrics, mass, resources)
+    write_csv(scan, table)
+    chosen = scan[scan["chosen"]]
+    log.info("chosen design: %s", chosen["precision"].iloc[0] if len(chosen) else "none within tolerance")
+
+
+def _scan(models, rows, fpga: dict, metrics: dict, mass, resources) -> pd.DataFrame:
+    return precision_scan(
         models, rows, fpga["precisions"], units=fpga["units"], windows=Windows.from_config(metrics), mass=mass,
         rms_tolerance=fpga["rms_tolerance"], point_tolerance=fpga["point_tolerance"],
         resources=resources if fpga["resources"] else None,
     )  # fmt: skip
-    write_csv(scan, table)
-    chosen = scan[scan["chosen"]]
-    log.info("chosen design: %s", chosen["precision"].iloc[0] if len(chosen) else "none within tolerance")
 
 
 def chosen_precision(scan: pd.DataFrame) -> str:
@@ -87,7 +93,8 @@ def fpga_predict(*, design: str, skim: str, predictions: str) -> None:
     """The emulated firmware applied to every row of a skim: the board's corrected values, bit for bit."""
     built = Design.load(design)
     rows = pd.read_parquet(skim)
-    values = firmware_corrected(built, rows)
+    with threadpool_limits(1):  # the job has one core: BLAS threads would only compete for it
+        values = firmware_corrected(built, rows)
     pred = {"pred_phi": values[:, 0], "pred_eta": values[:, 1], "pred_pt": values[:, 2]}
     write_predictions(with_predictions(rows, pred), predictions)
     log.info("%s: %d muons corrected by the emulated firmware %s", skim, len(rows), built.precision)

@@ -58,11 +58,19 @@ def fig2(*, predictions: list[str], model: str, metrics: dict, dataset: str, sim
 
 
 def dimuon(*, predictions: str, model: str, plots: dict, dataset: str, simulation: bool, fig3_png: str,
-           fig3_pdf: str, table: str, overlay_png: str, overlay_pdf: str) -> pd.DataFrame:  # fmt: skip
-    """Figure 3, ``resonances.csv`` and the fit overlay from the predictions on the mass dataset."""
+           fig3_pdf: str, table: str, overlay_png: str, overlay_pdf: str,
+           firmware_predictions: str | None = None) -> pd.DataFrame:  # fmt: skip
+    """Figure 3, ``resonances.csv`` and the fit overlay from the predictions on the mass dataset (and from the
+    emulated firmware's, when the FPGA stage ran: its curve and its resonance rows, source ``FPGA``)."""
     df = pd.read_parquet(predictions)
+    if firmware_predictions is not None:
+        firmware = pd.read_parquet(firmware_predictions, columns=["pred_pt", "pred_eta", "pred_phi"])
+        if len(firmware) != len(df):
+            raise ValueError(f"{firmware_predictions}: {len(firmware)} rows, but {predictions} has {len(df)}")
+        for v in ("pt", "eta", "phi"):
+            df[f"fpga_{v}"] = firmware[f"pred_{v}"].to_numpy()
     # scouting data have no offline muons: GMT and NN masses only (the fits then leave excited fractions free)
-    sources = [s for s, cols in SOURCES.items() if s != "offline" or set(cols) <= set(df.columns)]
+    sources = [s for s, cols in SOURCES.items() if set(cols) <= set(df.columns) or s in ("GMT", "NN")]
     try:
         masses = pair_masses(df, sources=tuple(sources))
     except ValueError as err:
