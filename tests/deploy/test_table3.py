@@ -63,6 +63,11 @@ def test_write_table3_and_throughput_plot(tmp_path):
     with Image.open(png) as image:
         assert image.width >= 800 and image.height >= 500
     assert not list(tmp_path.glob(".*tmp*"))
+    # the chosen FPGA design's estimate is drawn as one more line (and widens the axis to 250 M/s)
+    fpga = pd.DataFrame({"chosen": [False, True], "inferences_per_s_estimate": [2.5e8, 2.5e8]})
+    with_fpga = t3.throughput_plot(df, tmp_path / "with_fpga.png", fpga=fpga)
+    none_chosen = t3.throughput_plot(df, tmp_path / "none.png", fpga=fpga.assign(chosen=False))
+    assert with_fpga.read_bytes() != png.read_bytes() and none_chosen.read_bytes() == png.read_bytes()
 
 
 def test_run_table3_writes_table_plot_int8_and_precision(exported, tmp_path, caplog):

@@ -147,8 +147,9 @@ def test_fpga_stage_on_the_trained_models(snakemake, trained, tiny, write_config
     workdir, _ = trained
     config = write_config(workdir / "fpga.yaml", {**tiny, "fpga": {**tiny["fpga"], "enabled": True}})
     dry = snakemake("-n", f"--configfile={config}", "--directory", str(workdir), "all")
-    # ... and Figure 3 again, with the firmware's curve and resonance rows
-    assert job_counts(dry) == {"fpga_precision": 1, "fpga_firmware": 1, "fpga_predict": 2, "dimuon": 1, "all": 1}
+    # ... and Figure 3 (the firmware's curve and resonance rows) and Table 3 (its estimate in the plot) again
+    assert job_counts(dry) == {"fpga_precision": 1, "fpga_firmware": 1, "fpga_predict": 2, "dimuon": 1, "table3": 1,
+                               "all": 1}  # fmt: skip
     snakemake("--cores", "2", f"--configfile={config}", "--directory", str(workdir), "all")
     scan = pd.read_csv(workdir / "results/tables/fpga_precision.csv")
     assert scan["precision"].tolist()[0] == "float" and len(scan) == 2

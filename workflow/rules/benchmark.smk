@@ -5,6 +5,7 @@
 
 rule table3:
     input:
+        unpack(table3_fpga_input),
         model=trained("model.pt", "final").format(model=ANALYSIS_MODEL),
         onnx=PATHS["onnx"].format(model=ANALYSIS_MODEL),
         skim=TRAINING_SKIM,

@@ -283,6 +283,11 @@ def dimuon_firmware_input(wildcards):
     }
 
 
+def table3_fpga_input(wildcards):
+    """The FPGA Table 3, whose chosen design's estimate joins the throughput plot (FPGA stage on)."""
+    return {"fpga_table3": PATHS["table3_fpga"]} if config["fpga"]["enabled"] else {}
+
+
 def fpga_predictions():
     """The emulated firmware's predictions on the training and the mass dataset."""
     datasets = dict.fromkeys(

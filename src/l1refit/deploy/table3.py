@@ -119,10 +119,12 @@ def write_table3(df: pd.DataFrame, csv_path: str | Path) -> Path:
     return Path(csv_path)
 
 
-def throughput_plot(df: pd.DataFrame, png_path: str | Path, *, label: str = "model B") -> Path:
+def throughput_plot(df: pd.DataFrame, png_path: str | Path, *, label: str = "model B",
+                    fpga: pd.DataFrame | None = None) -> Path:  # fmt: skip
     """Throughput vs batch size per measured configuration (log-log), with the requirement and the paper's best FPGA.
 
-    Solid lines: the optimised graph; dashed: the exported one; dotted: other backends (PyTorch). PNG only.
+    Solid lines: the optimised graph; dashed: the exported one; dotted: other backends (PyTorch). With ``fpga``
+    (``table3_fpga.csv``), the chosen firmware design's estimated throughput per instance as a line too. PNG only.
     """
     from l1refit.analysis.plots import cms_figure, cms_label, save
 
@@ -137,12 +139,19 @@ def throughput_plot(df: pd.DataFrame, png_path: str | Path, *, label: str = "mod
         ax.axhline(REQUIREMENT, color="black", ls="--", lw=1.5, label=r"requirement: $10^6$ / s per scouting board")
         paper = f"paper: MDLA on {PAPER_BEST['device']} (> {PAPER_BEST['throughput_per_s'] / 1e6:.1f} M/s)"
         ax.axhline(PAPER_BEST["throughput_per_s"], color="tab:gray", ls=":", lw=2.5, label=paper)
+        chosen = fpga[fpga["chosen"].astype(bool)] if fpga is not None else fpga
+        if chosen is not None and len(chosen):
+            firmware = float(chosen["inferences_per_s_estimate"].iloc[0])
+            text = f"FPGA firmware, chosen design, 1 instance (estimate: {firmware / 1e6:.0f} M/s)"
+            ax.axhline(firmware, color="tab:orange", ls="-.", lw=2.5, label=text)
+        else:
+            firmware = 0.0
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("batch size [muons per call]")
         ax.set_ylabel("throughput [inferences / s]")
         low = min([REQUIREMENT, *measured["throughput_per_s"]]) if len(measured) else REQUIREMENT
-        high = max([PAPER_BEST["throughput_per_s"], *measured["throughput_per_s"]])
+        high = max([PAPER_BEST["throughput_per_s"], firmware, *measured["throughput_per_s"]])
         ax.set_ylim(low / 2, high * 3)
         fig.legend(loc="outside right upper", fontsize="x-small", title="median of repeats", title_fontsize="small")
         cms_label(ax, label, simulation=False)
@@ -164,14 +173,14 @@ def run_table3(model_path: str | Path, onnx_path: str | Path, skim_path: str | P
                batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, n_rows: int = 1 << 20, repeats: int = 5,
                threads_list: Sequence[int] = (1, 2), optimized_path: str | Path | None = None,
                calibration_rows: int = 20_000, precision_rows: int = 100_000,
-               torch_reference: bool = True) -> pd.DataFrame:  # fmt: skip
+               torch_reference: bool = True, fpga_csv_path: str | Path | None = None) -> pd.DataFrame:  # fmt: skip
     """Table 3 on this machine, the throughput plot, the int8 model and its Table-2 cost (the Snakemake stage).
 
     Measured: the exported graph at every thread count of ``threads_list``, the optimised graph likewise and as
     ``n`` concurrent single-thread sessions (n = the largest thread count, when > 1), the int8 graph with one thread,
     PyTorch eager with one thread, and CUDA / TensorRT when onnxruntime offers them. The int8 model is calibrated
     on the skim's last ``calibration_rows`` rows; its metrics use the first ``precision_rows`` rows. Every step and
-    every measured row is logged.
+    every measured row is logged. ``fpga_csv_path`` (``table3_fpga.csv``) adds the firmware estimate to the plot.
     """
     from l1refit.ml.checkpoint import TrainedModel
 
@@ -216,7 +225,7 @@ def run_table3(model_path: str | Path, onnx_path: str | Path, skim_path: str | P
                 log.warning(f"{provider} failed: {type(err).__name__}: {err}")
     df = table3(rows, peak=peak)
     write_table3(df, csv_path)
-    throughput_plot(df, png_path)
+    throughput_plot(df, png_path, fpga=pd.read_csv(fpga_csv_path) if fpga_csv_path else None)
     best = best_row(df)
     log.info(f"best CPU: {best['config']} at batch {int(best['batch_size'])}: "
              f"{best['throughput_per_s'] / 1e6:.2f} M/s = {best['vs_requirement']:.1f} x requirement, "
