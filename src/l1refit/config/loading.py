@@ -187,3 +187,11 @@ def load(paths: Iterable[str | Path] = ()) -> dict[str, Any]:
     overlays = [read_yaml(p) for p in paths]
     source = ", ".join(map(str, paths)) or str(DEFAULT_CONFIG_PATH)
     return validate(compose(read_yaml(DEFAULT_CONFIG_PATH), *overlays), source)
+
+
+def reject_unknown(config: Mapping[str, Any], known: Iterable[str], where: str) -> None:
+    """A ConfigError naming the first key of ``config`` not in ``known`` (``<where>.<key>: unknown key; ...``)."""
+    known = set(known)
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key; allowed: {', '.join(sorted(known))}")

@@ -26,6 +26,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from l1refit.config.loading import reject_unknown
 from l1refit.errors import ConfigError
 from l1refit.formats.l1ntuple import STATION_INVALID
 from l1refit.simulate.detector import R_MB2
@@ -88,10 +89,7 @@ class Propagator:
     def from_config(cls, config: Mapping[str, Any] | None) -> Propagator:
         """Build from the ``selection.propagation`` mapping; absent keys take :data:`DEFAULTS`, unknown keys fail."""
         config = dict(config or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ConfigError(f"selection.propagation.{unknown[0]}: unknown key; allowed: {', '.join(sorted(known))}")
+        reject_unknown(config, (f.name for f in dataclasses.fields(cls)), "selection.propagation")
         return cls(**config)
 
 

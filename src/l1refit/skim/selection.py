@@ -15,7 +15,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from l1refit.config.loading import defaults
+from l1refit.config.loading import defaults, reject_unknown
 from l1refit.errors import ConfigError
 from l1refit.formats import l1ntuple
 
@@ -71,10 +71,7 @@ class Selection:
     def from_config(cls, config: Mapping[str, Any] | None) -> Selection:
         """Build from the ``selection:`` mapping; absent keys take the schema's defaults, unknown keys are an error."""
         config = dict(config or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ConfigError(f"selection.{unknown[0]}: unknown key; allowed: {', '.join(sorted(known))}")
+        reject_unknown(config, (f.name for f in dataclasses.fields(cls)), "selection")
         config = {**defaults("selection"), **config}
         for key in ("tf_muon_index", "l1_pt"):
             if key in config:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from l1refit.deploy.fpga.fixed import FixedType, Precision
-from l1refit.deploy.fpga.hardware import input_types, output_scale, output_units
+from l1refit.deploy.fpga.hardware import OutputUnits, input_types
 from l1refit.formats.output import atomic_path
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class Layer:
 
 
 @dataclass
-class Design:
+class Design(OutputUnits):
     """The fixed-point network on the hardware integers ``inputs``; outputs are the corrections (firmware.py)."""
 
     layers: list[Layer]
@@ -81,15 +81,6 @@ class Design:
     @property
     def output_type(self) -> FixedType:
         return self.layers[-1].result_type
-
-    @property
-    def output_scale(self) -> tuple[float, float, float]:
-        """Physical value of one output unit, per output (firmware.py)."""
-        return output_scale(self.pt_target, self.units)
-
-    @property
-    def output_units(self) -> dict[str, str]:
-        return output_units(self.pt_target, self.units)
 
     def physical(self, outputs: np.ndarray) -> np.ndarray:
         """Design outputs as the corrections in rad, η, GeV (or a fraction of the L1 pT), what ONNX subtracts."""

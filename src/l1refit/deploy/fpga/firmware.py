@@ -21,13 +21,13 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_linear_bn_eval
 
-from l1refit.deploy.fpga.hardware import input_types, output_scale, output_units
+from l1refit.deploy.fpga.hardware import OutputUnits, input_types, output_scale
 from l1refit.deploy.onnx_export import fold_scalers
 from l1refit.ml.checkpoint import TrainedModel
 
 
 @dataclass
-class FirmwareModel:
+class FirmwareModel(OutputUnits):
     """``module`` (float64 ``nn.Sequential``: dense1, relu1, …, dense<n>) on the raw integers ``inputs``.
 
     One output unit is ``output_scale`` physical units per output (all 1 for ``units`` "physical"; the uGMT LSBs
@@ -39,14 +39,6 @@ class FirmwareModel:
     pt_target: str
     model_id: str = ""
     units: str = "physical"
-
-    @property
-    def output_scale(self) -> tuple[float, float, float]:
-        return output_scale(self.pt_target, self.units)
-
-    @property
-    def output_units(self) -> dict[str, str]:
-        return output_units(self.pt_target, self.units)
 
     def dense_layers(self) -> list[tuple[str, np.ndarray, np.ndarray, bool]]:
         """``(name, weight (out, in), bias, followed by a ReLU)`` per dense layer, float64 copies."""

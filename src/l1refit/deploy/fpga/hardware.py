@@ -86,3 +86,19 @@ def corrected(hw, corrections: np.ndarray, inputs: Sequence[str], pt_target: str
     l1_pt = (hw[:, i_pt] - 1.0) * scales.PT_LSB
     pt = l1_pt - d[:, 2] if pt_target == "absolute" else l1_pt * (1.0 - d[:, 2])
     return np.column_stack([scales.wrap_phi(l1_phi - d[:, 0]), hw[:, i_eta] * scales.ETA_LSB - d[:, 1], pt])
+
+
+class OutputUnits:
+    """``output_scale``/``output_units`` of a firmware model or design, from its ``pt_target`` and ``units``."""
+
+    pt_target: str
+    units: str
+
+    @property
+    def output_scale(self) -> tuple[float, float, float]:
+        """Physical value of one output unit, per output."""
+        return output_scale(self.pt_target, self.units)
+
+    @property
+    def output_units(self) -> dict[str, str]:
+        return output_units(self.pt_target, self.units)
