@@ -9,13 +9,26 @@ CORES  ?= all
 TORCH  := torch==2.13.0
 CONSTRAINTS := $(VENV)/constraints.txt
 
-.PHONY: run test venv lint format bench clean
+.PHONY: run test venv verilator lint format bench clean
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed verilator
 	$(BIN)/snakemake --cores $(CORES) all
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test verilator
 	$(BIN)/python -m pytest
+
+# Optional: Verilator simulates the FPGA design's Verilog (rule fpga_rtl_simulation; skipped, with the reason in
+# its result, without it). Installed from Debian's packages when this runs as root with apt-get; else a note.
+verilator:
+	@command -v verilator >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Verilator (Debian package) for the RTL simulation"; \
+	    { apt-get install -y -qq verilator >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq verilator >/dev/null 2>&1; }; } || \
+	      echo "note: could not install Verilator; the RTL simulation will be skipped"; \
+	  else \
+	    echo "note: Verilator not found; the RTL simulation will be skipped (apt-get install verilator)"; \
+	  fi; }
 
 venv: $(VENV)/.installed
 

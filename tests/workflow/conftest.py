@@ -27,7 +27,8 @@ TINY = {
     "calibration": {"muons": 20000, "seed": 1, "bayes_muons": 20000, "bayes_seed": 2},
     # off in the tiny runs (compiling takes seconds); test_training_workflow turns it on once
     "fpga": {"enabled": False, "check_rows": 300,
-             "precisions": ["ap_fixed<12,6,AP_RND,AP_SAT>;dense4.result=ap_fixed<14,8,AP_RND,AP_SAT>"]},
+             "precisions": ["ap_fixed<12,6,AP_RND,AP_SAT>;dense4.result=ap_fixed<14,8,AP_RND,AP_SAT>"],
+             "qat": {"epochs": 1}},
 }  # fmt: skip
 # One dataset, one model, two folds, one epoch, no mass plots: every stage but Figure 3 still runs.
 SMALL = {

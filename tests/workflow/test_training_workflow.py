@@ -1,5 +1,9 @@
 """The training fan-out through the real DAG on a tiny config: reproducible tables, targeted reruns, schema errors."""
 
+import json
+import os
+import shutil
+
 import pandas as pd
 import pytest
 import yaml
@@ -141,25 +145,37 @@ def test_second_directory_gives_byte_identical_tables(snakemake, trained, tmp_pa
 
 
 def test_fpga_stage_on_the_trained_models(snakemake, trained, tiny, write_config, job_counts):
-    """Turning the FPGA stage on runs only its jobs: the scan, the hls4ml project whose C simulation equals the
-    emulator (checked inside the rule: it fails otherwise), the da4ml Verilog, the firmware's predictions and its
-    Figure-3 curve and resonance rows."""
+    """Turning the FPGA stage on runs only its jobs: the quantisation-aware fine-tuning per split, the scan, the
+    hls4ml project whose C simulation equals the emulator (checked inside the rule: it fails otherwise), the da4ml
+    Verilog and its Verilator simulation, the firmware's predictions and its Figure-2/3 curves and resonance rows,
+    and Table 2's QAT row."""
     workdir, _ = trained
     config = write_config(workdir / "fpga.yaml", {**tiny, "fpga": {**tiny["fpga"], "enabled": True}})
     dry = snakemake("-n", f"--configfile={config}", "--directory", str(workdir), "all")
-    # ... and Figure 3 (the firmware's curve and resonance rows) and Table 3 (its estimate in the plot) again
-    assert job_counts(dry) == {"fpga_precision": 1, "fpga_firmware": 1, "fpga_predict": 2, "dimuon": 1, "table3": 1,
-                               "all": 1}  # fmt: skip
+    # ... and Figures 2 and 3, Table 2 (the QAT row) and Table 3 (the estimate in the plot) again
+    assert job_counts(dry) == {"fpga_qat": 3, "fpga_qat_predict": 2, "fpga_precision": 1, "fpga_oof": 2,
+                               "fpga_firmware": 1, "fpga_rtl_simulation": 1, "fpga_predict": 2, "table2": 1,
+                               "fig2": 1, "dimuon": 1, "table3": 1, "all": 1}  # fmt: skip
     snakemake("--cores", "2", f"--configfile={config}", "--directory", str(workdir), "all")
     scan = pd.read_csv(workdir / "results/tables/fpga_precision.csv")
-    assert scan["precision"].tolist()[0] == "float" and len(scan) == 2
+    assert scan["precision"].tolist()[0] == "float" and len(scan) == 3
+    assert scan["training"].tolist() == ["float", "post-training", "quantisation-aware"]
     assert scan["luts_estimate"].iloc[1] > 1000 and scan["why"].iloc[0] == "the float network (reference)"
     check = (workdir / "results/fpga/B/hls/l1refit_check.json").read_text()
     assert '"rows_checked": 300' in check and (workdir / "results/fpga/B/hls/build_prj.tcl").is_file()
     assert any((workdir / "results/fpga/B/rtl").rglob("*.v"))
+    rtl_sim = json.loads((workdir / "results/fpga/B/rtl_simulation.json").read_text())
+    if shutil.which("verilator") or os.environ.get("CI"):  # make test installs Verilator where it can
+        assert rtl_sim["status"] == "passed" and rtl_sim["rows"] == 300
+    else:
+        assert rtl_sim["status"] == "skipped" and "Verilator not found" in rtl_sim["why"]
+    table2 = pd.read_csv(workdir / "results/tables/table2.csv")
+    assert "B-QAT" in set(table2.iloc[:, 0])
+    qat_history = pd.read_csv(workdir / "results/fpga/B/qat/fold0/history.csv")
+    assert qat_history["epoch"].tolist() == [0, 1]
     table3 = pd.read_csv(workdir / "results/tables/table3_fpga.csv")
     assert (
-        table3["source"].str.startswith("estimate").sum() == 1 and table3["source"].str.startswith("paper").sum() == 3
+        table3["source"].str.startswith("estimate").sum() == 2 and table3["source"].str.startswith("paper").sum() == 3
     )
     firmware = pd.read_parquet(workdir / "results/predictions/B/fpga/zerobias.parquet")
     skim = pd.read_parquet(workdir / "results/skims/zerobias.parquet")

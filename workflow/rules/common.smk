@@ -75,7 +75,14 @@ PATHS = {
     "fpga_rtl": "results/fpga/{model}/rtl",
     "fpga_design": "results/fpga/{model}/design.json",
     "fpga_predictions": "results/predictions/{model}/fpga/{dataset}.parquet",
+    "fpga_oof": "results/predictions/{model}/fpga/oof/fold{fold}.parquet",
+    "fpga_rtl_sim": "results/fpga/{model}/rtl_simulation.json",
+    "qat_design": "results/fpga/{model}/qat/{split}/design.json",
+    "qat_history": "results/fpga/{model}/qat/{split}/history.csv",
+    "qat_predictions": "results/predictions/{model}/qat/fold{fold}.parquet",
 }
+QAT = config["fpga"]["enabled"] and config["fpga"]["qat"]["enabled"]
+QAT_NAME = f"{ANALYSIS_MODEL}-QAT"
 TRAINING_SKIM = PATHS["skim"].format(dataset=TRAINING["dataset"])
 ANALYSIS_PREDICTIONS = expand(PATHS["predictions"], model=ANALYSIS_MODEL, fold=FOLDS)
 
@@ -240,6 +247,7 @@ def training_outputs():
         targets += [
             PATHS["fpga_precision"],
             PATHS["fpga_design"].format(model=ANALYSIS_MODEL),
+            PATHS["fpga_rtl_sim"].format(model=ANALYSIS_MODEL),
             *fpga_predictions(),
         ]
     # the apply stage: the analysis model re-fits every dataset of L1 muons only (scouting data)
@@ -269,7 +277,51 @@ def fpga_scan_inputs(wildcards):
         inputs["mass_predictions"] = PATHS["dataset_predictions"].format(
             model=ANALYSIS_MODEL, dataset=MASS_DATASET
         )
+    if QAT:
+        inputs["qat_designs"] = expand(
+            PATHS["qat_design"], model=ANALYSIS_MODEL, split=[f"fold{k}" for k in FOLDS]
+        )
+        if MASS_DATASET is not None:
+            inputs["qat_final"] = PATHS["qat_design"].format(
+                model=ANALYSIS_MODEL, split="final"
+            )
     return inputs
+
+
+def qat_design_input(split):
+    """The quantisation-aware design of one split of the analysis model, when QAT is on (else nothing)."""
+
+    def inputs(wildcards):
+        if not QAT:
+            return {}
+        name = split.format(**dict(wildcards.items()))
+        return {
+            "qat_design": PATHS["qat_design"].format(model=ANALYSIS_MODEL, split=name)
+        }
+
+    return inputs
+
+
+def table2_qat_input(wildcards):
+    """The quantisation-aware designs' out-of-fold predictions: Table 2's <model>-QAT row (when QAT is on)."""
+    if not QAT:
+        return {}
+    return {
+        "qat_predictions": expand(
+            PATHS["qat_predictions"], model=ANALYSIS_MODEL, fold=FOLDS
+        )
+    }
+
+
+def fig2_firmware_input(wildcards):
+    """The chosen firmware's out-of-fold predictions: Figure 2's firmware curve (FPGA stage on)."""
+    if not config["fpga"]["enabled"]:
+        return {}
+    return {
+        "firmware_predictions": expand(
+            PATHS["fpga_oof"], model=ANALYSIS_MODEL, fold=FOLDS
+        )
+    }
 
 
 def dimuon_firmware_input(wildcards):

@@ -49,6 +49,7 @@ rule table1:
 
 rule table2:
     input:
+        unpack(table2_qat_input),
         model_predictions=expand(PATHS["predictions"], model=MODELS, fold=FOLDS),
         baseline_predictions=expand(PATHS["baseline"], baseline=BASELINES, fold=FOLDS),
     output:
@@ -65,6 +66,7 @@ rule table2:
         ENV
     params:
         models=list(MODELS),
+        qat_name=QAT_NAME,
         baselines=BASELINES,
         folds=FOLDS,
         metrics=METRIC_WINDOWS,

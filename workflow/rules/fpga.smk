@@ -32,8 +32,82 @@ rule fpga_precision:
         "../scripts/fpga_precision.py"
 
 
+rule fpga_qat:
+    input:
+        model=trained("model.pt"),
+        skim=TRAINING_SKIM,
+    output:
+        design=PATHS["qat_design"],
+        history=PATHS["qat_history"],
+    log:
+        "logs/fpga/qat/{model}.{split}.log",
+    benchmark:
+        "logs/benchmarks/fpga/qat/{model}.{split}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=3000,
+    params:
+        training=TRAINING,
+        split=lambda wildcards: wildcards.split,
+        fpga=config["fpga"],
+    message:
+        "Quantisation-aware fine-tuning of {wildcards.model} ({wildcards.split})"
+    script:
+        "../scripts/fpga_qat.py"
+
+
+rule fpga_qat_predict:
+    input:
+        design=PATHS["qat_design"].replace("{split}", "fold{fold}"),
+        skim=TRAINING_SKIM,
+    output:
+        predictions=PATHS["qat_predictions"],
+    log:
+        "logs/fpga/qat/{model}.fold{fold}.predict.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=3000,
+    params:
+        training=TRAINING,
+        fold=lambda wildcards: int(wildcards.fold),
+    message:
+        "Out-of-fold predictions of the quantisation-aware design of {wildcards.model}, fold {wildcards.fold}"
+    script:
+        "../scripts/fpga_fold_predict.py"
+
+
+rule fpga_oof:
+    input:
+        unpack(qat_design_input("fold{fold}")),
+        model=trained("model.pt", "fold{fold}"),
+        scan=PATHS["fpga_precision"],
+        skim=TRAINING_SKIM,
+    output:
+        predictions=PATHS["fpga_oof"],
+    log:
+        "logs/fpga/{model}.fold{fold}.oof.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=3000,
+    params:
+        training=TRAINING,
+        fold=lambda wildcards: int(wildcards.fold),
+        units=config["fpga"]["units"],
+    message:
+        "Out-of-fold predictions of the chosen firmware design of {wildcards.model}, fold {wildcards.fold}"
+    script:
+        "../scripts/fpga_fold_predict.py"
+
+
 rule fpga_firmware:
     input:
+        unpack(qat_design_input("final")),
         model=trained("model.pt", "final").format(model=ANALYSIS_MODEL),
         scan=PATHS["fpga_precision"],
         skim=TRAINING_SKIM,
@@ -80,3 +154,27 @@ rule fpga_predict:
         "The emulated firmware of {wildcards.model} corrects every muon of {wildcards.dataset}"
     script:
         "../scripts/fpga_predict.py"
+
+
+rule fpga_rtl_simulation:
+    input:
+        rtl_dir=PATHS["fpga_rtl"],
+        design=PATHS["fpga_design"],
+        skim=TRAINING_SKIM,
+    output:
+        result=PATHS["fpga_rtl_sim"],
+    log:
+        "logs/fpga/{model}.rtl_simulation.log",
+    benchmark:
+        "logs/benchmarks/fpga/{model}.rtl_simulation.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=3000,
+    params:
+        fpga=config["fpga"],
+    message:
+        "Verilator simulation of the Verilog of {wildcards.model}, checked against the emulator bit for bit"
+    script:
+        "../scripts/fpga_rtl_simulation.py"

@@ -24,6 +24,7 @@ rule predict_dataset:
 
 rule fig2:
     input:
+        unpack(fig2_firmware_input),
         predictions=ANALYSIS_PREDICTIONS,
     output:
         png=report(

@@ -70,7 +70,8 @@ def fig2_residuals(df: pd.DataFrame, stem, *, model: str, windows: Windows, min_
                    simulation: bool) -> tuple[Figure, dict[str, dict[str, float]]]:  # fmt: skip
     """Paper Figure 2: Δφ, Δη, ΔpT/pT of GMT (blue) and the network (red) for L1 pT ≥ ``min_l1_pt``.
 
-    ``df`` holds the out-of-fold predictions of one model (skim columns plus ``pred_*``). Shaded band: the core
+    ``df`` holds the out-of-fold predictions of one model (skim columns plus ``pred_*``; ``fpga_*`` add the
+    firmware's curve, dashed beside the float network's). Shaded band: the core
     window; dashed lines: the tail thresholds (Table 2's definitions). Returns the figure and the RMS per source and
     variable.
     """
@@ -82,13 +83,15 @@ def fig2_residuals(df: pd.DataFrame, stem, *, model: str, windows: Windows, min_
         "GMT": residuals(sel["l1_phi"], sel["l1_eta"], sel["l1_pt"], *reco),
         "NN": residuals(sel["pred_phi"], sel["pred_eta"], sel["pred_pt"], *reco),
     }
-    names = {"GMT": "GMT", "NN": f"NN (model {model})"}
+    if "fpga_pt" in sel:
+        res["FPGA"] = residuals(sel["fpga_phi"], sel["fpga_eta"], sel["fpga_pt"], *reco)
+    names = {"GMT": "GMT", "NN": f"NN (model {model})", "FPGA": f"FPGA firmware ({model}, emulated)"}
     rms = {src: {v: float(np.sqrt(np.mean(r[v] ** 2))) for v in RESIDUAL_AXES} for src, r in res.items()}
     with cms_figure(ncols=3, width=8.5) as (fig, axes):
         for ax, variable in zip(axes, RESIDUAL_AXES, strict=True):
             for src, r in res.items():
                 h = _residual_hist(r[variable], variable)
-                mplhep.histplot(h, ax=ax, color=COLORS[src], lw=2, flow="none",
+                mplhep.histplot(h, ax=ax, color=COLORS[src], lw=2, flow="none", ls="--" if src == "FPGA" else "-",
                                 label=f"{names[src]}, RMS {rms[src][variable]:.3g}")  # fmt: skip
             core, tail = windows.core[variable], windows.tail[variable]
             ax.axvspan(-core, core, color="grey", alpha=0.25, label=f"core $\\pm${core:g}")

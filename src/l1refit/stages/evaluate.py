@@ -53,10 +53,15 @@ def table2(
     csv: str,
     md: str,
     tex: str,
+    qat_predictions: list[str] | None = None,
+    qat_name: str = "QAT",
 ) -> pd.DataFrame:
-    """Table 2: per-fold metrics of GMT (uncorrected L1), every model and baseline; mean and std over folds."""
+    """Table 2: per-fold metrics of GMT (uncorrected L1), every model and baseline; mean and std over folds.
+    ``qat_predictions``: the analysis model's quantisation-aware firmware out of fold, the row ``qat_name``."""
     windows = Windows.from_config(metrics)
     by_model = _per_fold(list(model_predictions), list(models), list(folds))
+    if qat_predictions:
+        by_model |= _per_fold(list(qat_predictions), [qat_name], list(folds))
     by_baseline = _per_fold(list(baseline_predictions), list(baselines), list(folds))
     rows: dict[str, list[dict]] = {"GMT": []}
     first = next(iter(by_model.values()))

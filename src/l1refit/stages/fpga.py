@@ -8,25 +8,31 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from l1refit.analysis.metrics import Windows
-from l1refit.deploy.fpga import hls, rtl
+from l1refit.deploy.fpga import hls, rtl, rtlsim
 from l1refit.deploy.fpga.design import Design, build_design
-from l1refit.deploy.fpga.firmware import firmware_model
-from l1refit.deploy.fpga.scan import firmware_corrected, precision_scan
+from l1refit.deploy.fpga.emulate import emulate
+from l1refit.deploy.fpga.firmware import FirmwareModel, firmware_model, firmware_of_design
+from l1refit.deploy.fpga.qat import QatSettings, qat_finetune
+from l1refit.deploy.fpga.rtlsim import VerilatorMissing
+from l1refit.deploy.fpga.scan import POST_TRAINING, QatDesigns, firmware_corrected, precision_scan
 from l1refit.deploy.fpga.table3 import table3_fpga
-from l1refit.formats.output import write_csv
+from l1refit.formats.output import atomic_path, write_csv
 from l1refit.ml.checkpoint import TrainedModel
-from l1refit.stages.folds import with_predictions, write_predictions
+from l1refit.stages.folds import fold_number, job_seed, split_rows, with_predictions, write_predictions
 
 log = logging.getLogger(__name__)
 
 
 def fpga_precision(*, fold_models: list[str], fold_predictions: list[str], fpga: dict, metrics: dict, table: str,
-                   final_model: str | None = None, mass_predictions: str | None = None) -> None:  # fmt: skip
-    """The precision scan (``fpga_precision.csv``): physics and resources per design, the chosen one marked."""
+                   final_model: str | None = None, mass_predictions: str | None = None,
+                   qat_designs: list[str] | None = None, qat_final: str | None = None) -> None:  # fmt: skip
+    """The precision scan (``fpga_precision.csv``): physics and resources per design (post-training, and the
+    quantisation-aware one when ``qat_designs`` are given), the chosen one marked."""
     models = [TrainedModel.load(path) for path in fold_models]
     rows = [pd.read_parquet(path) for path in fold_predictions]
     mass = None
@@ -34,43 +40,67 @@ def fpga_precision(*, fold_models: list[str], fold_predictions: list[str], fpga:
         frame = pd.read_parquet(mass_predictions)
         if "reco_pt" in frame:  # a scouting mass dataset has no offline muons to measure against
             mass = (TrainedModel.load(final_model), frame)
+    qat = None
+    if qat_designs:
+        qat = QatDesigns([Design.load(path) for path in qat_designs], Design.load(qat_final) if qat_final else None)
 
     def resources(design: Design) -> dict[str, float]:
         log.info("da4ml estimate of %s", design.precision)
         return rtl.estimate(rtl.trace(design), fpga["latency_cutoff"])
 
     with threadpool_limits(1):
-        scan = _scan(models, rows, fpga, metrics, mass, resources)
+        scan = _scan(models, rows, fpga, metrics, mass, qat, resources)
     write_csv(scan, table)
     chosen = scan[scan["chosen"]]
     log.info("chosen design: %s", chosen["precision"].iloc[0] if len(chosen) else "none within tolerance")
 
 
-def _scan(models, rows, fpga: dict, metrics: dict, mass, resources) -> pd.DataFrame:
+def _scan(models, rows, fpga: dict, metrics: dict, mass, qat, resources) -> pd.DataFrame:
     return precision_scan(
-        models, rows, fpga["precisions"], units=fpga["units"], windows=Windows.from_config(metrics), mass=mass,
+        models, rows, fpga["precisions"], units=fpga["units"], windows=Windows.from_config(metrics), mass=mass, qat=qat,
         rms_tolerance=fpga["rms_tolerance"], point_tolerance=fpga["point_tolerance"],
         resources=resources if fpga["resources"] else None,
     )  # fmt: skip
 
 
-def chosen_precision(scan: pd.DataFrame) -> str:
-    """The scan's chosen design, or its widest one (with a warning) when none stays within the tolerances."""
+def chosen_design(scan: pd.DataFrame) -> tuple[str, str]:
+    """(precision, training) of the scan's chosen design, or of its widest post-training one (with a warning)
+    when none stays within the tolerances."""
     chosen = scan[scan["chosen"].astype(bool)]
     if len(chosen):
-        return str(chosen["precision"].iloc[0])
-    widest = str(scan["precision"].iloc[-1])
+        return str(chosen["precision"].iloc[0]), str(chosen["training"].iloc[0])
+    widest = str(scan.loc[scan["training"] == POST_TRAINING, "precision"].iloc[-1])
     log.warning("no design stays within the tolerances; the firmware uses the widest scanned, %s", widest)
-    return widest
+    return widest, POST_TRAINING
+
+
+def _firmware(training: str, precision: str, model: str, qat_design: str | None, units: str) -> FirmwareModel:
+    """The firmware model the chosen design is built from: the float network's, or the quantisation-aware one's
+    constants (checked to give the same design back)."""
+    if training == POST_TRAINING:
+        return firmware_model(TrainedModel.load(model), units=units)
+    if qat_design is None:
+        raise ValueError("the chosen design is quantisation-aware, but no quantisation-aware design was given")
+    saved = Design.load(qat_design)
+    firmware = firmware_of_design(saved)
+    if build_design(firmware, precision).to_dict() != saved.to_dict():
+        raise RuntimeError(f"{qat_design}: its constants do not give the same design at {precision}")
+    return firmware
+
+
+def _fold_design(scan: str, model: str, qat_design: str | None, units: str) -> Design:
+    precision, training = chosen_design(pd.read_csv(scan))
+    return build_design(_firmware(training, precision, model, qat_design, units), precision)
 
 
 def fpga_firmware(*, model: str, scan: str, skim: str, fpga: dict, hls_dir: str, rtl_dir: str, design: str,
-                  table3: str) -> None:  # fmt: skip
+                  table3: str, qat_design: str | None = None) -> None:  # fmt: skip
     """The chosen design's hls4ml project (compiled; its C simulation must equal the emulator bit for bit on
     ``check_rows`` skim rows, else the rule fails), its da4ml Verilog, ``design.json`` and the FPGA Table 3."""
     scan_table = pd.read_csv(scan)
-    precision = chosen_precision(scan_table)
-    firmware = firmware_model(TrainedModel.load(model), units=fpga["units"])
+    precision, training = chosen_design(scan_table)
+    log.info("chosen design: %s (%s)", precision, training)
+    firmware = _firmware(training, precision, model, qat_design, fpga["units"])
     rows = pd.read_parquet(skim, columns=list(firmware.inputs)).head(fpga["check_rows"])
     hw = rows.to_numpy()
     for directory in (hls_dir, rtl_dir):
@@ -87,6 +117,72 @@ def fpga_firmware(*, model: str, scan: str, skim: str, fpga: dict, hls_dir: str,
     built.save(design)  # atomic
     write_csv(table3_fpga(scan_table, fpga["clock_period_ns"]), table3)
     (Path(hls_dir) / "l1refit_check.json").write_text(json.dumps({"precision": precision, "rows_checked": n}) + "\n")
+
+
+def fpga_rtl_simulation(*, rtl_dir: str, design: str, skim: str, fpga: dict, result: str, threads: int = 1) -> None:
+    """Verilator simulation of the Verilog on ``check_rows`` skim rows, required to equal the emulator bit for bit
+    (else the rule fails); ``result`` records passed, or skipped and why (``fpga.rtl_simulation``)."""
+    mode = fpga["rtl_simulation"]
+    record: dict = {"mode": mode}
+    try:
+        if mode == "off":
+            raise VerilatorMissing("fpga.rtl_simulation is off")
+        record["verilator"] = rtlsim.verilator_version()
+    except VerilatorMissing as err:
+        if mode == "required":
+            raise
+        record |= {"status": "skipped", "why": str(err)}
+        log.warning("RTL simulation skipped: %s", err)
+    else:
+        built = Design.load(design)
+        hw = pd.read_parquet(skim, columns=list(built.inputs)).head(fpga["check_rows"]).to_numpy()
+        log.info("verilating %s (%s) and simulating %d skim rows", rtl_dir, record["verilator"], len(hw))
+        got, want = rtlsim.simulate(rtl_dir, rtl.trace(built), hw, jobs=threads), emulate(built, hw)
+        differ = np.any(got != want, axis=1)
+        if differ.any():
+            first = int(np.argmax(differ))
+            raise RuntimeError(
+                f"{rtl_dir}: the RTL simulation differs from the emulator on {int(differ.sum())} of {len(hw)} rows; "
+                f"first {hw[first].tolist()}: {got[first]} vs {want[first]}"
+            )
+        record |= {"status": "passed", "rows": len(hw), "precision": built.precision}
+        log.info("RTL simulation == emulator on %d rows, bit for bit", len(hw))
+    with atomic_path(result) as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def fpga_qat(*, model: str, skim: str, training: dict, split: str, fpga: dict, design: str, history: str) -> None:
+    """Fine-tune one network of the analysis model (fold ``split`` or ``final``) quantisation-aware on the rows it
+    was trained on, at ``fpga.qat.precision``; save the design and the fine-tuning history."""
+    fold = fold_number(split)
+    train_df, _ = split_rows(pd.read_parquet(skim), training, fold)
+    trained = TrainedModel.load(model)
+    qat = fpga["qat"]
+    settings = QatSettings(
+        epochs=qat["epochs"], learning_rate=qat["learning_rate"], batch_size=training["batch_size"],
+        patience=qat["patience"], validation_fraction=training["validation_fraction"], seed=job_seed(training, fold),
+    )  # fmt: skip
+    log.info("quantisation-aware fine-tuning of %s (%s) on %d muons at %s", model, split, len(train_df),
+             qat["precision"])  # fmt: skip
+    with threadpool_limits(1):
+        tuned, hist = qat_finetune(trained, firmware_model(trained, units=fpga["units"]), qat["precision"], train_df,
+                                   settings)  # fmt: skip
+    write_csv(hist, history)
+    build_design(tuned, qat["precision"]).save(design)
+
+
+def fpga_fold_predict(*, skim: str, training: dict, fold: int, predictions: str, design: str | None = None,
+                      scan: str | None = None, model: str | None = None, qat_design: str | None = None,
+                      units: str = "hardware") -> None:  # fmt: skip
+    """Out-of-fold predictions of a fixed-point design: ``design`` (a saved one), or the scan's chosen design of
+    this fold's network (``scan``, ``model`` and, if the choice is quantisation-aware, ``qat_design``)."""
+    built = Design.load(design) if design is not None else _fold_design(scan, model, qat_design, units)
+    _, test_df = split_rows(pd.read_parquet(skim), training, fold)
+    with threadpool_limits(1):
+        values = firmware_corrected(built, test_df)
+    pred = {"pred_phi": values[:, 0], "pred_eta": values[:, 1], "pred_pt": values[:, 2]}
+    write_predictions(with_predictions(test_df, pred), predictions)
+    log.info("fold %d: %d muons corrected by the emulated design %s", fold, len(test_df), built.precision)
 
 
 def fpga_predict(*, design: str, skim: str, predictions: str) -> None:

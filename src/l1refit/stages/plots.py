@@ -48,9 +48,16 @@ def predict_dataset(*, model: str, skim: str, predictions: str) -> None:
 
 
 def fig2(*, predictions: list[str], model: str, metrics: dict, dataset: str, simulation: bool, png: str,
-         pdf: str) -> None:  # fmt: skip
-    """Figure 2 from the out-of-fold predictions of ``model``."""
+         pdf: str, firmware_predictions: list[str] | None = None) -> None:  # fmt: skip
+    """Figure 2 from the out-of-fold predictions of ``model`` (and of its chosen firmware design, when the FPGA
+    stage ran: the same rows, fold by fold)."""
     df = _read_all(predictions)
+    if firmware_predictions:
+        firmware = _read_all(firmware_predictions)
+        if len(firmware) != len(df) or not np.array_equal(firmware["l1_pt"].to_numpy(), df["l1_pt"].to_numpy()):
+            raise ValueError(f"{firmware_predictions[0]} …: not the rows of {predictions[0]} …")
+        for v in ("pt", "eta", "phi"):
+            df[f"fpga_{v}"] = firmware[f"pred_{v}"].to_numpy()
     min_pt = float(metrics["fig2_min_l1_pt"])
     _, rms = fig2_residuals(df, _stem(png, pdf), model=model, windows=Windows.from_config(metrics), min_l1_pt=min_pt,
                             dataset=dataset, simulation=simulation)  # fmt: skip

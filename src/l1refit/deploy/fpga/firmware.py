@@ -93,3 +93,11 @@ def firmware_model(model: TrainedModel, model_id: str = "", units: str = "physic
             layers.append((f"relu{index}", nn.ReLU()))
     module = nn.Sequential(OrderedDict(layers)).eval()
     return FirmwareModel(module, tuple(model.inputs), model.pt_target, name, units)
+
+
+def firmware_of_design(design) -> FirmwareModel:
+    """The firmware model whose constants are exactly ``design``'s (a quantisation-aware design has no float
+    network behind it): :func:`l1refit.deploy.fpga.design.build_design` of it at the design's precision gives
+    ``design`` back, which :mod:`l1refit.stages.fpga` checks before it converts it with hls4ml."""
+    return FirmwareModel(design.to_torch().double(), tuple(design.inputs), design.pt_target, design.model_id,
+                         design.units)  # fmt: skip

@@ -18,7 +18,8 @@ def table3_fpga(scan: pd.DataFrame, clock_period_ns: float) -> pd.DataFrame:
         if "luts_estimate" not in row or pd.isna(row["luts_estimate"]):
             continue
         out = {
-            "design": row["precision"], "chosen": bool(row["chosen"]), "luts_estimate": row["luts_estimate"],
+            "design": row["precision"], "training": row.get("training", "post-training"),
+            "chosen": bool(row["chosen"]), "luts_estimate": row["luts_estimate"],
             "ffs_estimate": row["ffs_estimate"], "stages_estimate": int(row["stages"]),
             "clock_ns": clock_period_ns, "latency_ns_estimate": int(row["stages"]) * clock_period_ns,
             "initiation_interval": 1, "inferences_per_s_estimate": 1e9 / clock_period_ns,
