@@ -34,6 +34,7 @@ include: "workflow/rules/plots.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/fpga.smk"
+include: "workflow/rules/mass.smk"
 
 
 rule all:

@@ -25,6 +25,7 @@ TINY = {
     "plots": {"mass_dataset": "muonia", "turn_on_thresholds": [5.0, 10.0]},
     "benchmark": {"batch_sizes": [1, 256], "threads": [1], "rows": 4096, "repeats": 1, "precision_rows": 1000},
     "calibration": {"muons": 20000, "seed": 1, "bayes_muons": 20000, "bayes_seed": 2},
+    "reweight": {"epochs": 2, "patience": 2},
     # off in the tiny runs (compiling takes seconds); test_training_workflow turns it on once
     "fpga": {"enabled": False, "check_rows": 300,
              "precisions": ["ap_fixed<12,6,AP_RND,AP_SAT>;dense4.result=ap_fixed<14,8,AP_RND,AP_SAT>"],

@@ -29,6 +29,13 @@ def test_tables_and_artifacts(snakemake, trained):
     pred = pd.read_parquet(workdir / "results/predictions/A/fold0.parquet")
     assert {"pred_phi", "pred_eta", "pred_pt", "reco_pt", "hwPt"} <= set(pred.columns)
     assert pred[["pred_phi", "pred_eta", "pred_pt"]].notna().all().all()
+    # the mass dataset: the reweighted network, the limit, their Table 2 and their resonance rows
+    mass = pd.read_csv(workdir / "results/tables/table2_muonia.csv")
+    assert mass.model.tolist() == ["GMT", "B", "B reweighted", "limit"]
+    weights = json.loads((workdir / "results/models/B/reweighted/weights.json").read_text())
+    assert weights["target"] == "muonia" and 0 < weights["effective_fraction"] < 1
+    sources = set(pd.read_csv(workdir / "results/tables/resonances.csv")["source"])
+    assert {"GMT", "NN", "NN (ZeroBias)", "limit", "limit pT only", "NN angles only", "offline"} <= sources
 
 
 def test_rerun_gives_bit_identical_table2(snakemake, trained):
@@ -155,7 +162,7 @@ def test_fpga_stage_on_the_trained_models(snakemake, trained, tiny, write_config
     # ... and Figures 2 and 3, Table 2 (the QAT row) and Table 3 (the estimate in the plot) again
     assert job_counts(dry) == {"fpga_qat": 3, "fpga_qat_predict": 2, "fpga_precision": 1, "fpga_oof": 2,
                                "fpga_firmware": 1, "fpga_rtl_simulation": 1, "fpga_predict": 2, "table2": 1,
-                               "fig2": 1, "dimuon": 1, "table3": 1, "all": 1}  # fmt: skip
+                               "fig2": 1, "dimuon": 1, "table2_mass": 1, "table3": 1, "all": 1}  # fmt: skip
     snakemake("--cores", "2", f"--configfile={config}", "--directory", str(workdir), "all")
     scan = pd.read_csv(workdir / "results/tables/fpga_precision.csv")
     assert scan["precision"].tolist()[0] == "float" and len(scan) == 3

@@ -80,8 +80,17 @@ PATHS = {
     "qat_design": "results/fpga/{model}/qat/{split}/design.json",
     "qat_history": "results/fpga/{model}/qat/{split}/history.csv",
     "qat_predictions": "results/predictions/{model}/qat/fold{fold}.parquet",
+    "reweighted_model": "results/models/{model}/reweighted/{file}",
+    "reweighted_predictions": "results/predictions/{model}/reweighted/{dataset}.parquet",
+    "limit_predictions": "results/predictions/limit/{dataset}.parquet",
+    "table2_mass": "results/tables/table2_{dataset}",
 }
 QAT = config["fpga"]["enabled"] and config["fpga"]["qat"]["enabled"]
+# The mass dataset's own offline muons: its limit, its Table 2 and the reweighted network need them.
+MASS_OFFLINE = MASS_DATASET is not None and configured_format(
+    config["datasets"][MASS_DATASET]
+) not in L1_ONLY_FORMATS
+REWEIGHT = MASS_OFFLINE and config["reweight"]["enabled"]
 QAT_NAME = f"{ANALYSIS_MODEL}-QAT"
 TRAINING_SKIM = PATHS["skim"].format(dataset=TRAINING["dataset"])
 ANALYSIS_PREDICTIONS = expand(PATHS["predictions"], model=ANALYSIS_MODEL, fold=FOLDS)
@@ -243,6 +252,8 @@ def training_outputs():
     ]
     if MASS_DATASET is not None:
         targets += [f"{PATHS['fig3']}.png", PATHS["resonances"]]
+    if MASS_OFFLINE:
+        targets.append(f"{PATHS['table2_mass'].format(dataset=MASS_DATASET)}.csv")
     if config["fpga"]["enabled"]:
         targets += [
             PATHS["fpga_precision"],
@@ -324,15 +335,46 @@ def fig2_firmware_input(wildcards):
     }
 
 
-def dimuon_firmware_input(wildcards):
-    """The firmware's predictions on the mass dataset, for its Figure-3 curve and resonance rows (FPGA stage on)."""
-    if not config["fpga"]["enabled"]:
-        return {}
-    return {
-        "firmware_predictions": PATHS["fpga_predictions"].format(
+def mass_network_predictions():
+    """The network's predictions on the mass dataset: the reweighted network's (reweight on), else the final's."""
+    path = PATHS["reweighted_predictions"] if REWEIGHT else PATHS["dataset_predictions"]
+    return path.format(model=ANALYSIS_MODEL, dataset=MASS_DATASET)
+
+
+def mass_sources():
+    """{name: predictions on the mass dataset} of every source beside GMT: the networks, the firmware, the limit."""
+    final = PATHS["dataset_predictions"].format(model=ANALYSIS_MODEL, dataset=MASS_DATASET)
+    out = {ANALYSIS_MODEL: final}
+    if REWEIGHT:
+        out[f"{ANALYSIS_MODEL} reweighted"] = PATHS["reweighted_predictions"].format(
             model=ANALYSIS_MODEL, dataset=MASS_DATASET
         )
-    }
+    if config["fpga"]["enabled"]:
+        out["FPGA"] = PATHS["fpga_predictions"].format(
+            model=ANALYSIS_MODEL, dataset=MASS_DATASET
+        )
+    if MASS_OFFLINE:
+        out["limit"] = PATHS["limit_predictions"].format(dataset=MASS_DATASET)
+    return out
+
+
+def dimuon_extra_input(wildcards):
+    """Beside the network: the firmware (FPGA stage on), the unweighted network (when the reweighted one is the
+    NN) and the limit (when the mass dataset has offline muons), each a source of Figure 3 and resonances.csv."""
+    out = {}
+    if config["fpga"]["enabled"]:
+        out["firmware_predictions"] = PATHS["fpga_predictions"].format(
+            model=ANALYSIS_MODEL, dataset=MASS_DATASET
+        )
+    if REWEIGHT:
+        out["zerobias_predictions"] = PATHS["dataset_predictions"].format(
+            model=ANALYSIS_MODEL, dataset=MASS_DATASET
+        )
+    if MASS_OFFLINE:
+        out["limit_predictions"] = PATHS["limit_predictions"].format(
+            dataset=MASS_DATASET
+        )
+    return out
 
 
 def table3_fpga_input(wildcards):

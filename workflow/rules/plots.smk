@@ -52,10 +52,8 @@ rule fig2:
 
 rule dimuon:
     input:
-        unpack(dimuon_firmware_input),
-        predictions=PATHS["dataset_predictions"].format(
-            model=ANALYSIS_MODEL, dataset=MASS_DATASET
-        ),
+        unpack(dimuon_extra_input),
+        predictions=mass_network_predictions(),
     output:
         fig3_png=report(
             f"{PATHS['fig3']}.png",

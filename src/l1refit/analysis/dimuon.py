@@ -25,7 +25,15 @@ SOURCES: dict[str, tuple[str, str, str]] = {
     "NN": ("pred_pt", "pred_eta", "pred_phi"),
     "offline": ("reco_pt", "reco_eta", "reco_phi"),
     "FPGA": ("fpga_pt", "fpga_eta", "fpga_phi"),  # the emulated firmware (l1refit.deploy.fpga), where it ran
+    "NN (ZeroBias)": ("zb_pt", "zb_eta", "zb_phi"),  # the unweighted network, when NN is the reweighted one
+    "limit": ("limit_pt", "limit_eta", "limit_phi"),  # the cross-fitted per-cell optimum (ml.baselines)
+    # where the mass resolution goes: one correction applied to pT or to the angles only
+    "NN pT only": ("pred_pt", "l1_eta", "l1_phi"),
+    "NN angles only": ("l1_pt", "pred_eta", "pred_phi"),
+    "limit pT only": ("limit_pt", "l1_eta", "l1_phi"),
+    "limit angles only": ("l1_pt", "limit_eta", "limit_phi"),
 }
+FIGURE_SOURCES = ("GMT", "NN", "FPGA", "limit", "offline")  # Figure 3 and the fit overlay; the rest: the table
 
 
 def _check_columns(df: pd.DataFrame, columns, what: str) -> None:

@@ -24,7 +24,7 @@ from l1refit.analysis.fit import LABELS, ResonanceFit, pdg_mass
 from l1refit.analysis.metrics import Windows, residuals
 from l1refit.formats.output import atomic_path
 
-COLORS = {"GMT": "tab:blue", "NN": "tab:red", "offline": "black", "FPGA": "tab:orange"}
+COLORS = {"GMT": "tab:blue", "NN": "tab:red", "offline": "black", "FPGA": "tab:orange", "limit": "tab:green"}
 RESIDUAL_AXES = {  # variable: (x label, range)
     "phi": (r"$\Delta\phi = \phi_{L1} - \phi_{offline}$ [rad]", (-0.4, 0.4)),
     "eta": (r"$\Delta\eta = \eta_{L1} - \eta_{offline}$", (-0.12, 0.12)),
@@ -114,12 +114,13 @@ def _mass_hist(values: np.ndarray, bins: int, low: float, high: float) -> hist.H
 
 
 def fig3_mass(masses: dict[str, np.ndarray], stem, *, model: str, mass_range: tuple[float, float], bins: int,
-              dataset: str, simulation: bool) -> Figure:  # fmt: skip
+              dataset: str, simulation: bool, nn_label: str | None = None) -> Figure:  # fmt: skip
     """Paper Figure 3: opposite-charge dimuon mass from GMT, network-corrected and offline values.
 
     Dotted lines: the φ, J/ψ and Υ(1S) masses from the ``particle`` package.
     """
-    names = {"GMT": "GMT", "NN": f"NN (model {model})", "offline": "offline", "FPGA": f"FPGA firmware ({model})"}
+    names = {"GMT": "GMT", "NN": nn_label or f"NN (model {model})", "offline": "offline",
+             "FPGA": f"FPGA firmware ({model})", "limit": "limit (per-cell optimum)"}  # fmt: skip
     with cms_figure() as (fig, (ax,)):
         for src, values in masses.items():
             mplhep.histplot(_mass_hist(values, bins, *mass_range), ax=ax, color=COLORS[src], lw=2, flow="none",
@@ -139,10 +140,11 @@ def fig3_mass(masses: dict[str, np.ndarray], stem, *, model: str, mass_range: tu
 
 
 def resonance_overlay(masses: dict[str, np.ndarray], fits: list[ResonanceFit], stem, *, model: str, dataset: str,
-                      simulation: bool) -> Figure:  # fmt: skip
+                      simulation: bool, nn_label: str | None = None) -> Figure:  # fmt: skip
     """One panel per resonance: each source's masses (points) in its fit window and the fitted curve."""
     resonances = list(dict.fromkeys(f.resonance for f in fits))
-    names = {"GMT": "GMT", "NN": f"NN ({model})", "offline": "offline", "FPGA": f"FPGA ({model})"}
+    names = {"GMT": "GMT", "NN": nn_label or f"NN ({model})", "offline": "offline", "FPGA": f"FPGA ({model})",
+             "limit": "limit"}  # fmt: skip
     with cms_figure(ncols=len(resonances), width=8.5) as (fig, axes):
         for ax, resonance in zip(axes, resonances, strict=True):
             mine = [f for f in fits if f.resonance == resonance and np.isfinite(f.peak)]

@@ -87,6 +87,23 @@ def _logcosh(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.mean(x + functional.softplus(-2.0 * x) - math.log(2.0))
 
 
+def _elementwise(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if name == "mse":
+        return (pred - target) ** 2
+    if name == "msle":
+        first = torch.log1p(torch.clamp(pred, min=KERAS_EPSILON))
+        return (first - torch.log1p(torch.clamp(target, min=KERAS_EPSILON))) ** 2
+    x = pred - target
+    return x + functional.softplus(-2.0 * x) - math.log(2.0)
+
+
+def make_sample_loss(name: str) -> Loss:
+    """Loss callable ``(pred, target) → (N,)``: each row's loss (the mean over its outputs), the same formulas as
+    :func:`make_loss`; what sample weights multiply (Keras' ``sample_weight``)."""
+    check_choice("loss", name, LOSSES)
+    return lambda pred, target: _elementwise(name, pred, target).mean(dim=1)
+
+
 def make_loss(name: str) -> Loss:
     """Loss callable ``(pred, target) → scalar``: the mean over all elements, as Keras' per-sample mean then batch mean
     (the same number, since every sample has the same number of outputs)."""

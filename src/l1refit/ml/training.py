@@ -21,7 +21,15 @@ from matplotlib.figure import Figure
 
 from l1refit.formats.output import atomic_path
 from l1refit.ml.checkpoint import TrainedModel
-from l1refit.ml.network import EVAL_CHUNK, as_tensor, build_mlp, make_loss, regularization_penalty, torch_settings
+from l1refit.ml.network import (
+    EVAL_CHUNK,
+    as_tensor,
+    build_mlp,
+    make_loss,
+    make_sample_loss,
+    regularization_penalty,
+    torch_settings,
+)
 from l1refit.ml.optimizers import make_optimizer
 from l1refit.ml.scaling import MinMaxScaler
 from l1refit.ml.spec import ModelSpec
@@ -49,18 +57,26 @@ def _check_train_args(n_rows: int, epochs: int, batch_size: int, patience: int, 
 
 
 def _epoch(module, optimizer, loss_fn, reg, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-           generator: torch.Generator) -> float:  # fmt: skip
-    """One pass over the training rows in a seeded permutation; the sample-weighted mean minibatch loss."""
+           generator: torch.Generator, w: torch.Tensor | None = None) -> float:  # fmt: skip
+    """One pass over the training rows in a seeded permutation; the sample-weighted mean minibatch loss.
+
+    With row weights ``w`` (``loss_fn`` then gives per-row losses) a batch's loss is Σ wᵢ·lossᵢ / batch size,
+    Keras' ``sample_weight`` convention."""
     module.train()
     order = torch.randperm(len(x), generator=generator)
     x, y = x[order], y[order]  # one gather per epoch, then contiguous slices
+    if w is not None:
+        w = w[order]
     total, seen = torch.zeros((), dtype=torch.float64), 0
     for start in range(0, len(x), batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         if len(xb) < 2:
             continue
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(module(xb), yb)
+        if w is None:
+            loss = loss_fn(module(xb), yb)
+        else:
+            loss = torch.mean(loss_fn(module(xb), yb) * w[start : start + batch_size])
         if reg:
             loss = loss + regularization_penalty(module, reg)
         loss.backward()
@@ -71,13 +87,17 @@ def _epoch(module, optimizer, loss_fn, reg, x: torch.Tensor, y: torch.Tensor, ba
 
 
 @torch.no_grad()
-def _evaluate(module, loss_fn, reg, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Keras' ``val_loss``: inference-mode loss over all rows (chunk means weighted by size) plus the regulariser."""
+def _evaluate(module, loss_fn, reg, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> float:
+    """Keras' ``val_loss``: inference-mode loss over all rows (chunk means weighted by size) plus the regulariser;
+    with row weights ``w``, the weighted mean Σ wᵢ·lossᵢ / N (early stopping then watches the target population)."""
     module.eval()
     total = 0.0
     for start in range(0, len(x), EVAL_CHUNK):
         xb, yb = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
-        total += float(loss_fn(module(xb), yb)) * len(xb)
+        if w is None:
+            total += float(loss_fn(module(xb), yb)) * len(xb)
+        else:
+            total += float(torch.sum(loss_fn(module(xb), yb) * w[start : start + EVAL_CHUNK]))
     return total / len(x) + float(regularization_penalty(module, reg))
 
 
@@ -95,6 +115,7 @@ def train(
     target_scale: float = 1.0,
     seed: int,
     threads: int = 1,
+    weights: np.ndarray | None = None,
     progress: Callable[[str], object] = log.info,
 ) -> tuple[TrainedModel, pd.DataFrame]:
     """Fit ``spec`` to ``df_train`` (the training folds); return the model at its best epoch and the history.
@@ -108,6 +129,8 @@ def train(
     the scaled target range (the paper: 1): log-cosh is quadratic for residuals below 1 and linear above, so on
     [0, 1] it is a mean-squared error whose minimiser, the conditional mean, is dragged by the soft-muon and
     decay-in-flight tails; on [0, 30] it turns linear beyond ~1/30 of a target's range and fits the core.
+    ``weights`` (one per row of ``df_train``, e.g. :mod:`l1refit.ml.reweight`) weight the training and the
+    validation loss; rows of weight 0 still shape the scalers. None: the paper's unweighted training.
     """
     check_pt_target(pt_target)
     inputs = tuple(inputs)
@@ -123,8 +146,15 @@ def train(
     x_scaler, y_scaler = MinMaxScaler().fit(x_all[fit_rows]), MinMaxScaler(high=target_scale).fit(y_all[fit_rows])
     x_fit, y_fit = as_tensor(x_scaler.transform(x_all[fit_rows])), as_tensor(y_scaler.transform(y_all[fit_rows]))
     x_val, y_val = as_tensor(x_scaler.transform(x_all[val_rows])), as_tensor(y_scaler.transform(y_all[val_rows]))
+    w_fit = w_val = None
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (len(x_all),) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(f"weights: need {len(x_all)} finite values >= 0, got shape {weights.shape}")
+        w_fit, w_val = as_tensor(weights[fit_rows]), as_tensor(weights[val_rows])
 
-    loss_fn, reg = make_loss(spec.loss), spec.regularization
+    loss_fn = make_loss(spec.loss) if weights is None else make_sample_loss(spec.loss)
+    reg = spec.regularization
     rows, best = [], (math.inf, 0, None)  # (val_loss, epoch, state_dict)
     with torch_settings(threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -133,8 +163,8 @@ def train(
         generator = torch.Generator().manual_seed(seed)
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
-            loss = _epoch(module, optimizer, loss_fn, reg, x_fit, y_fit, batch_size, generator)
-            val_loss = _evaluate(module, loss_fn, reg, x_val, y_val)
+            loss = _epoch(module, optimizer, loss_fn, reg, x_fit, y_fit, batch_size, generator, w_fit)
+            val_loss = _evaluate(module, loss_fn, reg, x_val, y_val, w_val)
             seconds = time.perf_counter() - start
             rows.append((epoch, loss, val_loss, seconds))
             improved = val_loss < best[0]  # Keras: monitor_op(current - min_delta, best), min_delta 0; NaN never wins
@@ -166,6 +196,8 @@ def train(
         "threads": int(threads),
         "torch_version": str(torch.__version__),
     }
+    if weights is not None:
+        metadata["weighted"] = True
     model = TrainedModel(module, x_scaler, y_scaler, spec, inputs, pt_target, metadata)
     return model, pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from l1refit.analysis.dimuon import SOURCES, pair_masses
+from l1refit.analysis.dimuon import FIGURE_SOURCES, SOURCES, pair_masses
 from l1refit.analysis.efficiency import turn_on_table
 from l1refit.analysis.fit import fit_table
 from l1refit.analysis.metrics import Windows
@@ -65,19 +65,25 @@ def fig2(*, predictions: list[str], model: str, metrics: dict, dataset: str, sim
 
 
 def dimuon(*, predictions: str, model: str, plots: dict, dataset: str, simulation: bool, fig3_png: str,
-           fig3_pdf: str, table: str, overlay_png: str, overlay_pdf: str,
-           firmware_predictions: str | None = None) -> pd.DataFrame:  # fmt: skip
-    """Figure 3, ``resonances.csv`` and the fit overlay from the predictions on the mass dataset (and from the
-    emulated firmware's, when the FPGA stage ran: its curve and its resonance rows, source ``FPGA``)."""
+           fig3_pdf: str, table: str, overlay_png: str, overlay_pdf: str, firmware_predictions: str | None = None,
+           zerobias_predictions: str | None = None, limit_predictions: str | None = None) -> pd.DataFrame:  # fmt: skip
+    """Figure 3, ``resonances.csv`` and the fit overlay from the network's predictions on the mass dataset, with
+    the other sources of the same muons when given: the emulated firmware (``FPGA``), the unweighted network when
+    ``predictions`` are the reweighted one's (``NN (ZeroBias)``), the per-cell optimum (``limit``); and the
+    pT-only and angles-only versions of NN and limit (resonances.csv only: where the mass resolution goes)."""
     df = pd.read_parquet(predictions)
-    if firmware_predictions is not None:
-        firmware = pd.read_parquet(firmware_predictions, columns=["pred_pt", "pred_eta", "pred_phi"])
-        if len(firmware) != len(df):
-            raise ValueError(f"{firmware_predictions}: {len(firmware)} rows, but {predictions} has {len(df)}")
+    for prefix, path in (("fpga", firmware_predictions), ("zb", zerobias_predictions), ("limit", limit_predictions)):
+        if path is None:
+            continue
+        other = pd.read_parquet(path, columns=["pred_pt", "pred_eta", "pred_phi"])
+        if len(other) != len(df):
+            raise ValueError(f"{path}: {len(other)} rows, but {predictions} has {len(df)}")
         for v in ("pt", "eta", "phi"):
-            df[f"fpga_{v}"] = firmware[f"pred_{v}"].to_numpy()
+            df[f"{prefix}_{v}"] = other[f"pred_{v}"].to_numpy()
     # scouting data have no offline muons: GMT and NN masses only (the fits then leave excited fractions free)
     sources = [s for s, cols in SOURCES.items() if set(cols) <= set(df.columns) or s in ("GMT", "NN")]
+    if limit_predictions is None:  # the pT/angle split is measured against the limit, on data with offline muons
+        sources = [s for s in sources if not s.endswith(" only")]
     try:
         masses = pair_masses(df, sources=tuple(sources))
     except ValueError as err:
@@ -86,12 +92,14 @@ def dimuon(*, predictions: str, model: str, plots: dict, dataset: str, simulatio
     if len(masses["GMT"]) == 0:
         raise ValueError(f"{predictions}: no opposite-charge muon pairs in the same event; Figure 3 needs dimuons")
     low, high = (float(v) for v in plots["mass_range"])
-    fig3_mass(masses, _stem(fig3_png, fig3_pdf), model=model, mass_range=(low, high), bins=plots["mass_bins"],
-              dataset=dataset, simulation=simulation)  # fmt: skip
+    shown = {s: m for s, m in masses.items() if s in FIGURE_SOURCES}
+    nn_label = f"NN ({model}, reweighted to {dataset})" if zerobias_predictions is not None else None
+    fig3_mass(shown, _stem(fig3_png, fig3_pdf), model=model, mass_range=(low, high), bins=plots["mass_bins"],
+              dataset=dataset, simulation=simulation, nn_label=nn_label)  # fmt: skip
     fits_table, fits = fit_table(masses, plots["resonances"])
     write_csv(fits_table, table)
-    resonance_overlay(masses, fits, _stem(overlay_png, overlay_pdf), model=model, dataset=dataset,
-                      simulation=simulation)  # fmt: skip
+    resonance_overlay(shown, [f for f in fits if f.source in FIGURE_SOURCES], _stem(overlay_png, overlay_pdf),
+                      model=model, dataset=dataset, simulation=simulation, nn_label=nn_label)  # fmt: skip
     with pd.option_context("display.width", 200):
         log.info("resonances:\n%s", fits_table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     for row in fits_table[~fits_table["valid"]].itertuples():

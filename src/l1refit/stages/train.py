@@ -18,7 +18,7 @@ def train(*, skim: str, spec: dict, training: dict, split: str, model: str, hist
     """Train one Table-1 model on every fold but ``split`` (``final``: on all folds); save model, history, plot."""
     fold = fold_number(split)
     train_df, _ = split_rows(pd.read_parquet(skim), training, fold)
-    entry = {k: v for k, v in spec.items() if k != "id"}
+    entry = {k: v for k, v in spec.items() if k not in ("id", "epochs")}
     model_spec = ModelSpec.from_config(entry, hidden=tuple(training["hidden"]))
     label = f"model {spec.get('id', '?')}, " + (f"fold {fold}" if fold >= 0 else "all folds")
     log.info("training %s on %d muons: %s", label, len(train_df), model_spec)
@@ -31,7 +31,7 @@ def train(*, skim: str, spec: dict, training: dict, split: str, model: str, hist
         title=label,
         metadata={"model": str(spec.get("id", "")), "fold": int(fold), "training": dict(training)},
         inputs=tuple(training["inputs"]),
-        epochs=training["epochs"],
+        epochs=spec.get("epochs", training["epochs"]),
         batch_size=training["batch_size"],
         patience=training["patience"],
         validation_fraction=training["validation_fraction"],
