@@ -32,8 +32,9 @@ def _power(pt, a, b, c):
     return a * np.power(pt, -b) + c
 
 
-def _fit_table(eta_red, hw_pt, delta, lsb_out: float, p0) -> np.ndarray:
-    """Fit a·pT^-b + c per η index on the profile in hwPt and floor it into a 4-bit table (nearest fit if empty)."""
+def _fit_table(eta_red, hw_pt, delta, lsb_out: float, p0, rounding: str = "floor") -> np.ndarray:
+    """Fit a·pT^-b + c per η index on the profile in hwPt and floor (or round: ``rounding`` "nearest") it into a
+    4-bit table (the nearest fitted η index where a fit is empty)."""
     pt_of_red = np.maximum((np.arange(_N_PT) - 1) * scales.PT_LSB, scales.PT_LSB)
     table = np.full((_N_ETA, _N_PT), -1, np.int16)
     in_range = (hw_pt >= 1 + FIT_PT_RANGE[0] / scales.PT_LSB) & (hw_pt < 1 + FIT_PT_RANGE[1] / scales.PT_LSB)
@@ -51,7 +52,8 @@ def _fit_table(eta_red, hw_pt, delta, lsb_out: float, p0) -> np.ndarray:
             params, _ = curve_fit(_power, pt, mean, p0=p0, sigma=err, maxfev=20000)
         except RuntimeError:
             continue
-        table[e] = np.clip(np.floor(_power(pt_of_red, *params) / lsb_out), 0, _OUT_MAX)
+        scaled = _power(pt_of_red, *params) / lsb_out
+        table[e] = np.clip(np.floor(scaled + 0.5) if rounding == "nearest" else np.floor(scaled), 0, _OUT_MAX)
     filled = np.flatnonzero(table[:, 0] >= 0)
     if filled.size == 0:
         raise RuntimeError("uGMT LUT fit failed in every eta bin: the LUT sample is too small")
@@ -64,8 +66,8 @@ def build_luts(gen: dict) -> Luts:
 
     The l1tMuonTools recipe: a gun flat in 1/pT (1–1000 GeV) goes through the detector chain; per |η| index the mean
     of |φ_L1 − φ_gen| and of |η_L1| − |η_gen| versus L1 pT is fitted with a·pT^−b + c on 4 ≤ pT_L1 < 64 GeV, and the
-    entry is clip(floor(f(pT)/LSB_out), 0, 15). The floor, the 4-bit saturation and the flat-1/pT prior are exactly
-    the learnable imperfections the network corrects.
+    entry is clip(floor(f(pT)/LSB_out), 0, 15) (``ugmt.lut_rounding`` "nearest" rounds instead). The floor, the
+    4-bit saturation and the flat-1/pT prior are exactly the learnable imperfections the network corrects.
     """
     cfg = gen["ugmt"]
     rng = np.random.default_rng(cfg["lut_seed"])
@@ -83,8 +85,8 @@ def build_luts(gen: dict) -> Luts:
     deta = np.abs(scales.hw_to_eta(l1["hwEta"][ok])) - np.abs(eta[ok])
     lsb_phi = (1 << PHI_OUT_SHIFT) * scales.PHI_LSB
     return Luts(
-        dphi=_fit_table(eta_red, hw_pt, dphi, lsb_phi, p0=(2.5, 1.0, 0.0)),
-        deta=_fit_table(eta_red, hw_pt, deta, scales.ETA_LSB, p0=(0.1, 1.0, 0.0)),
+        dphi=_fit_table(eta_red, hw_pt, dphi, lsb_phi, p0=(2.5, 1.0, 0.0), rounding=cfg["lut_rounding"]),
+        deta=_fit_table(eta_red, hw_pt, deta, scales.ETA_LSB, p0=(0.1, 1.0, 0.0), rounding=cfg["lut_rounding"]),
     )
 
 
