@@ -99,8 +99,10 @@ def test_analysis_figures_and_tables(snakemake, trained):
         for ext in ("png", "pdf"):
             assert (workdir / f"results/plots/{stem}.{ext}").stat().st_size > 10_000, stem
     fits = pd.read_csv(workdir / "results/tables/resonances.csv")
+    sources = ("GMT", "NN", "offline", "NN (ZeroBias)", "limit", "NN pT only", "NN angles only", "limit pT only",
+               "limit angles only")  # fmt: skip
     assert fits[["resonance", "source"]].values.tolist() == [
-        [r, s] for r in ("phi", "jpsi", "upsilon1s") for s in ("GMT", "NN", "offline")
+        [r, s] for r in ("phi", "jpsi", "upsilon1s") for s in sources
     ]
     offline = fits[(fits.source == "offline") & (fits.resonance == "upsilon1s")].iloc[0]
     assert offline.valid and abs(offline["shift"]) < 0.002  # offline peaks at the PDG mass
@@ -143,7 +145,7 @@ def test_second_directory_gives_byte_identical_tables(snakemake, trained, tmp_pa
     snakemake("--cores", "2", f"--configfile={config}", "--directory", str(tmp_path), "all")
     tables = sorted(p.relative_to(workdir) for p in (workdir / "results/tables").glob("*.csv"))
     tables = [p for p in tables if p.name != "table3.csv"]
-    assert len(tables) == 8  # cutflows x2, calibration, tables 1 and 2, resonances, turn-on, int8 metrics
+    assert len(tables) == 9  # cutflows x2, calibration, tables 1 and 2, resonances, turn-on, int8, table2_muonia
     predictions = sorted(p.relative_to(workdir) for p in (workdir / "results/predictions").rglob("*.parquet"))
     for path in tables:
         assert (tmp_path / path).read_bytes() == (workdir / path).read_bytes(), path
@@ -189,4 +191,9 @@ def test_fpga_stage_on_the_trained_models(snakemake, trained, tiny, write_config
     assert len(firmware) == len(skim) and firmware[["pred_phi", "pred_eta", "pred_pt"]].notna().all().all()
     assert (workdir / "results/predictions/B/fpga/muonia.parquet").is_file()
     resonances = pd.read_csv(workdir / "results/tables/resonances.csv")
-    assert resonances["source"].unique().tolist() == ["GMT", "NN", "offline", "FPGA"]
+    assert resonances["source"].unique().tolist() == [
+        "GMT", "NN", "offline", "FPGA", "NN (ZeroBias)", "limit", "NN pT only", "NN angles only", "limit pT only",
+        "limit angles only",
+    ]  # fmt: skip
+    mass = pd.read_csv(workdir / "results/tables/table2_muonia.csv")
+    assert mass.model.tolist() == ["GMT", "B", "B reweighted", "FPGA", "limit"]

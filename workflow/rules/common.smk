@@ -87,9 +87,10 @@ PATHS = {
 }
 QAT = config["fpga"]["enabled"] and config["fpga"]["qat"]["enabled"]
 # The mass dataset's own offline muons: its limit, its Table 2 and the reweighted network need them.
-MASS_OFFLINE = MASS_DATASET is not None and configured_format(
-    config["datasets"][MASS_DATASET]
-) not in L1_ONLY_FORMATS
+MASS_OFFLINE = (
+    MASS_DATASET in config["datasets"]
+    and configured_format(config["datasets"][MASS_DATASET]) not in L1_ONLY_FORMATS
+)
 REWEIGHT = MASS_OFFLINE and config["reweight"]["enabled"]
 QAT_NAME = f"{ANALYSIS_MODEL}-QAT"
 TRAINING_SKIM = PATHS["skim"].format(dataset=TRAINING["dataset"])
@@ -343,7 +344,9 @@ def mass_network_predictions():
 
 def mass_sources():
     """{name: predictions on the mass dataset} of every source beside GMT: the networks, the firmware, the limit."""
-    final = PATHS["dataset_predictions"].format(model=ANALYSIS_MODEL, dataset=MASS_DATASET)
+    final = PATHS["dataset_predictions"].format(
+        model=ANALYSIS_MODEL, dataset=MASS_DATASET
+    )
     out = {ANALYSIS_MODEL: final}
     if REWEIGHT:
         out[f"{ANALYSIS_MODEL} reweighted"] = PATHS["reweighted_predictions"].format(
@@ -360,7 +363,8 @@ def mass_sources():
 
 def dimuon_extra_input(wildcards):
     """Beside the network: the firmware (FPGA stage on), the unweighted network (when the reweighted one is the
-    NN) and the limit (when the mass dataset has offline muons), each a source of Figure 3 and resonances.csv."""
+    NN) and the limit (when the mass dataset has offline muons), each a source of Figure 3 and resonances.csv.
+    """
     out = {}
     if config["fpga"]["enabled"]:
         out["firmware_predictions"] = PATHS["fpga_predictions"].format(

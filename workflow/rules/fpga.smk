@@ -77,7 +77,7 @@ rule fpga_qat_predict:
     message:
         "Out-of-fold predictions of the quantisation-aware design of {wildcards.model}, fold {wildcards.fold}"
     script:
-        "../scripts/fpga_fold_predict.py"
+        "../scripts/fpga_qat_predict.py"
 
 
 rule fpga_oof:
@@ -102,7 +102,7 @@ rule fpga_oof:
     message:
         "Out-of-fold predictions of the chosen firmware design of {wildcards.model}, fold {wildcards.fold}"
     script:
-        "../scripts/fpga_fold_predict.py"
+        "../scripts/fpga_oof.py"
 
 
 rule fpga_firmware:

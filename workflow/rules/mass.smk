@@ -52,7 +52,7 @@ rule predict_reweighted:
     message:
         "Apply the reweighted model {wildcards.model} to every muon of {wildcards.dataset}"
     script:
-        "../scripts/predict_dataset.py"
+        "../scripts/predict_reweighted.py"
 
 
 rule mass_limit:

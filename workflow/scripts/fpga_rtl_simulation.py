@@ -1,5 +1,4 @@
-"""Snakemake adapter of rule fpga_rtl_simulation: calls l1refit.stages.fpga.fpga_rtl_simulation
-(see l1refit.stages.runner)."""
+"""Adapter of rule fpga_rtl_simulation: calls l1refit.stages.fpga.fpga_rtl_simulation (see l1refit.stages.runner)."""
 
 from l1refit.stages.fpga import fpga_rtl_simulation
 from l1refit.stages.runner import run

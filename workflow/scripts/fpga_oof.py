@@ -1,5 +1,4 @@
-"""Snakemake adapter of rules fpga_qat_predict and fpga_oof: calls l1refit.stages.fpga.fpga_fold_predict
-(see l1refit.stages.runner)."""
+"""Snakemake adapter of rule fpga_oof: calls l1refit.stages.fpga.fpga_fold_predict (see l1refit.stages.runner)."""
 
 from l1refit.stages.fpga import fpga_fold_predict
 from l1refit.stages.runner import run

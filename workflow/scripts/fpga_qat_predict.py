@@ -1,0 +1,6 @@
+"""Snakemake adapter of rule fpga_qat_predict: calls l1refit.stages.fpga.fpga_fold_predict (l1refit.stages.runner)."""
+
+from l1refit.stages.fpga import fpga_fold_predict
+from l1refit.stages.runner import run
+
+run(fpga_fold_predict, snakemake)  # noqa: F821
