@@ -231,9 +231,11 @@ def test_verilator_simulation_of_the_verilog_equals_the_emulator(compiled, expor
     (saturating and wrapping designs). Without Verilator this skips, except in CI (``make test`` installs it)."""
     import os
 
+    import pandas as pd
     import torch
 
     from l1refit.deploy.fpga import rtlsim
+    from l1refit.stages.fpga import fpga_rtl_simulation
 
     try:
         rtlsim.verilator_version()
@@ -252,5 +254,13 @@ def test_verilator_simulation_of_the_verilog_equals_the_emulator(compiled, expor
         path = tmp_path / units
         rtl.write_verilog(comb, path, latency_cutoff=1.0, clock_period=4.0, part=PART)
         assert len(list((path / "src").glob("l1refit_nn_stage*.v"))) >= 2  # pipelined: clocked, not only summed
-        got = rtlsim.simulate(path, comb, hw, jobs=2)
-        assert np.array_equal(got, emulate(design, hw)), precision
+        if precision == WIDE:  # through the rule's stage function: the check and its record
+            design.save(tmp_path / "design.json")
+            pd.DataFrame(hw, columns=list(design.inputs)).to_parquet(tmp_path / "rows.parquet")
+            fpga_rtl_simulation(rtl_dir=str(path), design=str(tmp_path / "design.json"),
+                                skim=str(tmp_path / "rows.parquet"), result=str(tmp_path / "sim.json"), threads=2,
+                                fpga={"rtl_simulation": "required", "check_rows": len(hw)})  # fmt: skip
+            record = json.loads((tmp_path / "sim.json").read_text())
+            assert record["status"] == "passed" and record["rows"] == len(hw) and "Verilator" in record["verilator"]
+        else:
+            assert np.array_equal(rtlsim.simulate(path, comb, hw, jobs=2), emulate(design, hw)), precision

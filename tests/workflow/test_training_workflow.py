@@ -1,8 +1,6 @@
 """The training fan-out through the real DAG on a tiny config: reproducible tables, targeted reruns, schema errors."""
 
 import json
-import os
-import shutil
 
 import pandas as pd
 import pytest
@@ -156,10 +154,12 @@ def test_second_directory_gives_byte_identical_tables(snakemake, trained, tmp_pa
 def test_fpga_stage_on_the_trained_models(snakemake, trained, tiny, write_config, job_counts):
     """Turning the FPGA stage on runs only its jobs: the quantisation-aware fine-tuning per split, the scan, the
     hls4ml project whose C simulation equals the emulator (checked inside the rule: it fails otherwise), the da4ml
-    Verilog and its Verilator simulation, the firmware's predictions and its Figure-2/3 curves and resonance rows,
-    and Table 2's QAT row."""
+    Verilog (its Verilator simulation switched off here), the firmware's predictions and its Figure-2/3 curves and
+    resonance rows, and Table 2's QAT row."""
     workdir, _ = trained
-    config = write_config(workdir / "fpga.yaml", {**tiny, "fpga": {**tiny["fpga"], "enabled": True}})
+    # the Verilator simulation is off here (tests/deploy/test_fpga.py simulates designs; verilating this one is ~1 min)
+    fpga = {**tiny["fpga"], "enabled": True, "rtl_simulation": "off"}
+    config = write_config(workdir / "fpga.yaml", {**tiny, "fpga": fpga})
     dry = snakemake("-n", f"--configfile={config}", "--directory", str(workdir), "all")
     # ... and Figures 2 and 3, Table 2 (the QAT row) and Table 3 (the estimate in the plot) again
     assert job_counts(dry) == {"fpga_qat": 3, "fpga_qat_predict": 2, "fpga_precision": 1, "fpga_oof": 2,
@@ -174,10 +174,7 @@ def test_fpga_stage_on_the_trained_models(snakemake, trained, tiny, write_config
     assert '"rows_checked": 300' in check and (workdir / "results/fpga/B/hls/build_prj.tcl").is_file()
     assert any((workdir / "results/fpga/B/rtl").rglob("*.v"))
     rtl_sim = json.loads((workdir / "results/fpga/B/rtl_simulation.json").read_text())
-    if shutil.which("verilator") or os.environ.get("CI"):  # make test installs Verilator where it can
-        assert rtl_sim["status"] == "passed" and rtl_sim["rows"] == 300
-    else:
-        assert rtl_sim["status"] == "skipped" and "Verilator not found" in rtl_sim["why"]
+    assert rtl_sim == {"mode": "off", "status": "skipped", "why": "fpga.rtl_simulation is off"}
     table2 = pd.read_csv(workdir / "results/tables/table2.csv")
     assert "B-QAT" in set(table2.iloc[:, 0])
     qat_history = pd.read_csv(workdir / "results/fpga/B/qat/fold0/history.csv")
