@@ -80,6 +80,13 @@ def _rms_oracle(x_tr, t_tr: dict, x_te) -> dict[str, np.ndarray]:
     return out
 
 
+def event_index(df: pd.DataFrame) -> tuple[int, np.ndarray]:
+    """(number of events, each row's event number 0 … n−1) from the skim's event keys ``part`` and ``entry``."""
+    event = df["part"].to_numpy(np.int64) * (1 << 40) + df["entry"].to_numpy(np.int64)
+    events, index = np.unique(event, return_inverse=True)
+    return len(events), index
+
+
 def bayes_corrections(df: pd.DataFrame, seed: int = 0) -> dict[str, np.ndarray]:
     """The cross-fitted RMS-optimal per-cell correction of every muon of ``df`` (skim columns with offline truth):
     ``pred_phi`` (wrapped), ``pred_eta``, ``pred_pt``, each muon corrected by tables fitted on the other half of the
@@ -91,9 +98,8 @@ def bayes_corrections(df: pd.DataFrame, seed: int = 0) -> dict[str, np.ndarray]:
                    "reco_eta", "reco_pt"):  # fmt: skip
         if column not in df.columns:
             raise ValueError(f"the Bayes correction needs column {column!r} (offline truth and event keys)")
-    event = df["part"].to_numpy(np.int64) * (1 << 40) + df["entry"].to_numpy(np.int64)
-    events, index = np.unique(event, return_inverse=True)
-    first = (np.random.default_rng(seed).permutation(len(events)) < len(events) // 2)[index]
+    n_events, index = event_index(df)
+    first = (np.random.default_rng(seed).permutation(n_events) < n_events // 2)[index]
     x = _cells(df)
     l1 = {v: df[f"l1_{v}"].to_numpy(np.float64) for v in ("phi", "eta", "pt")}
     targets = _oracle_targets(l1, {v: df[f"reco_{v}"].to_numpy(np.float64) for v in ("phi", "eta", "pt")})

@@ -15,11 +15,11 @@ from l1refit.analysis.metrics import Windows, gmt_metrics, prediction_metrics
 from l1refit.analysis.tables import table2 as table2_frame
 from l1refit.analysis.tables import write_table2
 from l1refit.formats.output import atomic_path
-from l1refit.ml.baselines import bayes_corrections
+from l1refit.ml.baselines import bayes_corrections, event_index
 from l1refit.ml.reweight import Reweighting
-from l1refit.ml.spec import ModelSpec
 from l1refit.ml.training import train_and_save
-from l1refit.stages.folds import job_seed, with_predictions, write_predictions
+from l1refit.stages.folds import with_predictions, write_predictions
+from l1refit.stages.train import spec_and_arguments
 
 log = logging.getLogger(__name__)
 LIMIT = "limit"
@@ -36,16 +36,13 @@ def train_reweighted(*, skim: str, target: str, spec: dict, training: dict, rewe
     label = f"model {spec.get('id', '?')}, reweighted to {Path(target).stem}"
     log.info("%s: %d training muons, effective fraction %.3f, target fraction unrepresented %.2g", label,
              len(train_df), summary["effective_fraction"], summary["target_unrepresented"])  # fmt: skip
-    entry = {k: v for k, v in spec.items() if k not in ("id", "epochs")}
+    model_spec, arguments = spec_and_arguments(spec, training, -1)
+    arguments |= {"epochs": schedule["epochs"], "patience": schedule["patience"]}
     train_and_save(
-        train_df, ModelSpec.from_config(entry, hidden=tuple(training["hidden"])), model_path=model,
-        history_path=history, plot_path=plot, title=label, weights=w,
+        train_df, model_spec, model_path=model, history_path=history, plot_path=plot, title=label, weights=w,
         metadata={"model": str(spec.get("id", "")), "fold": -1, "training": dict(training),
                   "reweighted_to": Path(target).stem, "reweight": dict(reweight) | dict(schedule)},
-        inputs=tuple(training["inputs"]), epochs=schedule["epochs"], batch_size=training["batch_size"],
-        patience=schedule["patience"], validation_fraction=training["validation_fraction"],
-        pt_target=training["pt_target"], target_clip=training["target_clip"], target_scale=training["target_scale"],
-        seed=job_seed(training, -1), threads=1,
+        **arguments,
     )  # fmt: skip
     with atomic_path(weights) as tmp:
         Path(tmp).write_text(json.dumps({"target": Path(target).stem, **dict(reweight), **summary}, indent=1) + "\n")
@@ -63,9 +60,8 @@ def mass_limit(*, skim: str, seed: int, predictions: str) -> None:
 
 def _partitions(rows: pd.DataFrame, n: int, seed: int) -> np.ndarray:
     """A partition number 0 … n−1 per row, whole events together (drawn with ``seed``)."""
-    event = rows["part"].to_numpy(np.int64) * (1 << 40) + rows["entry"].to_numpy(np.int64)
-    events, index = np.unique(event, return_inverse=True)
-    return (np.random.default_rng(seed).permutation(len(events)) % n)[index]
+    n_events, index = event_index(rows)
+    return (np.random.default_rng(seed).permutation(n_events) % n)[index]
 
 
 def table2_mass(*, predictions: list[str], names: list[str], metrics: dict, partitions: int, seed: int, csv: str,

@@ -14,12 +14,30 @@ from l1refit.stages.folds import fold_number, job_seed, split_rows, with_predict
 log = logging.getLogger(__name__)
 
 
+def spec_and_arguments(spec: dict, training: dict, fold: int) -> tuple[ModelSpec, dict]:
+    """The ``ModelSpec`` of a ``models:`` entry (with its ``id``; its ``epochs`` caps training.epochs) and the
+    keyword arguments of :func:`l1refit.ml.training.train` the config sets for a job of ``fold``."""
+    entry = {k: v for k, v in spec.items() if k not in ("id", "epochs")}
+    arguments = {
+        "inputs": tuple(training["inputs"]),
+        "epochs": spec.get("epochs", training["epochs"]),
+        "batch_size": training["batch_size"],
+        "patience": training["patience"],
+        "validation_fraction": training["validation_fraction"],
+        "pt_target": training["pt_target"],
+        "target_clip": training["target_clip"],
+        "target_scale": training["target_scale"],
+        "seed": job_seed(training, fold),
+        "threads": 1,
+    }
+    return ModelSpec.from_config(entry, hidden=tuple(training["hidden"])), arguments
+
+
 def train(*, skim: str, spec: dict, training: dict, split: str, model: str, history: str, plot: str) -> None:
     """Train one Table-1 model on every fold but ``split`` (``final``: on all folds); save model, history, plot."""
     fold = fold_number(split)
     train_df, _ = split_rows(pd.read_parquet(skim), training, fold)
-    entry = {k: v for k, v in spec.items() if k not in ("id", "epochs")}
-    model_spec = ModelSpec.from_config(entry, hidden=tuple(training["hidden"]))
+    model_spec, arguments = spec_and_arguments(spec, training, fold)
     label = f"model {spec.get('id', '?')}, " + (f"fold {fold}" if fold >= 0 else "all folds")
     log.info("training %s on %d muons: %s", label, len(train_df), model_spec)
     train_and_save(
@@ -30,16 +48,7 @@ def train(*, skim: str, spec: dict, training: dict, split: str, model: str, hist
         plot_path=plot,
         title=label,
         metadata={"model": str(spec.get("id", "")), "fold": int(fold), "training": dict(training)},
-        inputs=tuple(training["inputs"]),
-        epochs=spec.get("epochs", training["epochs"]),
-        batch_size=training["batch_size"],
-        patience=training["patience"],
-        validation_fraction=training["validation_fraction"],
-        pt_target=training["pt_target"],
-        target_clip=training["target_clip"],
-        target_scale=training["target_scale"],
-        seed=job_seed(training, fold),
-        threads=1,
+        **arguments,
     )
 
 
