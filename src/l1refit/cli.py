@@ -14,7 +14,7 @@ import warnings
 from l1refit import __version__, logs
 from l1refit.config.loading import defaults
 from l1refit.deploy import friend
-from l1refit.deploy.refit import DEFAULT_CHUNK_SIZE, refit_file
+from l1refit.deploy.refit import COMPRESSIONS, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, refit_file
 from l1refit.errors import L1RefitError
 from l1refit.formats import l1ntuple
 from l1refit.formats.convert import convert
@@ -103,6 +103,14 @@ def _parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=1, metavar="N",
         help="onnxruntime intra-op threads, or the emulator's BLAS threads with --firmware (default 1)",
     )  # fmt: skip
+    ref.add_argument(
+        "--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION,
+        help=f"Parquet OUTPUT codec (default {DEFAULT_COMPRESSION}; none writes faster, twice the size)",
+    )  # fmt: skip
+    ref.add_argument(
+        "--exported-graph", action="store_true",
+        help="run the ONNX graph as exported, not its optimised equivalent (docs/deploy.md §3)",
+    )  # fmt: skip
     ref.add_argument("--l1-tree", default=l1ntuple.TREES["l1"], help="L1 muon tree of an L1Ntuple")
     ref.add_argument(
         "--friend-tree", default=friend.DEFAULT_TREE, metavar="NAME",
@@ -174,10 +182,12 @@ def _refit(args) -> None:
         threads=args.threads,
         l1_tree=args.l1_tree,
         friend_tree=args.friend_tree,
+        compression=args.compression,
+        optimise=not args.exported_graph,
     )
     entries = f"entries: {counts['entries']}, " if "entries" in counts else ""
     print(f"format: {counts['format']}, {entries}muons: {counts['muons']}, chunks: {counts['chunks']}, "
-          f"seconds: {counts['seconds']:.1f}")  # fmt: skip
+          f"graph: {counts['graph']}, seconds: {counts['seconds']:.1f}")  # fmt: skip
 
 
 def _calibrate(args) -> None:

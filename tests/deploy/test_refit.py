@@ -112,6 +112,28 @@ def test_skim_refit_equals_trained_model_predict(refit_model, skim_file, tmp_pat
     assert metadata[b"l1refit.refit.model_id"] == b"T" and metadata[b"l1refit.refit.input_format"] == b"parquet"
 
 
+def test_optimised_and_exported_graphs_give_the_same_refit(refit_model, skim_file, tmp_path):
+    _, onnx_path = refit_model
+    runs = {}
+    for optimise, compression in ((True, "none"), (False, "zstd")):
+        out_path = tmp_path / f"{optimise}.parquet"
+        counts = refit_file(onnx_path, skim_file, out_path, chunk_size=900, optimise=optimise, compression=compression)
+        runs[counts["graph"]] = pd.read_parquet(out_path)
+        metadata = pq.read_schema(out_path).metadata
+        assert metadata[b"l1refit.refit.graph"] == counts["graph"].encode()
+        group = pq.ParquetFile(out_path).metadata.row_group(0)
+        assert group.column(0).compression == {"none": "UNCOMPRESSED"}.get(compression, compression.upper())
+        assert group.column(0).is_stats_set and not group.column(group.num_columns - 1).is_stats_set  # identity only
+    optimised, exported = runs["optimised"], runs["exported"]
+    assert optimised.columns.tolist() == exported.columns.tolist()
+    np.testing.assert_array_equal(optimised.iloc[:, :-3], exported.iloc[:, :-3])
+    for column in REFIT:  # the same network: equal within float32 rounding, not bit for bit
+        np.testing.assert_allclose(optimised[column], exported[column], rtol=2e-6, atol=2e-6)
+    assert load_model(onnx_path).graph == "optimised" and load_model(onnx_path, optimise=False).graph == "exported"
+    with pytest.raises(ValueError, match="compression must be one of"):
+        refit_file(onnx_path, skim_file, tmp_path / "x.parquet", compression="bzip2")
+
+
 def test_parquet_without_l1_floats_gets_them_from_the_hardware(refit_model, tmp_path):
     model, onnx_path = refit_model
     skim = _toy_skim(300, seed=2).drop(columns=list(PHYSICAL))

@@ -10,6 +10,7 @@ from PIL import Image
 from l1refit.deploy import table3 as t3
 from l1refit.deploy.flops import CpuPeak
 from l1refit.deploy.quantize import INT8
+from l1refit.deploy.roofline import ROOFLINE_BACKEND, Roofline
 from l1refit.deploy.runtime import accelerator_providers
 from l1refit.deploy.timing import MEASURED
 
@@ -48,6 +49,25 @@ def test_table3_columns_derived_values_and_paper_rows():
     assert fp32["fp32_peak_fraction"] == pytest.approx(fp32["gflops"] / 268.8)
     assert math.isnan(df.iloc[1]["fp32_peak_fraction"])  # int8 rows: no FP32 fraction
     assert len(t3.table3([_measured_row()], include_paper=False, peak=PEAK)) == 1
+    assert math.isnan(fp32["roofline_fraction"])  # no roofline measured: no fraction of it
+
+
+def test_table3_fractions_of_the_measured_roofline():
+    roofline = Roofline(one_core_gflops=150.0, all_cores_gflops=290.0, cores=2, library="test BLAS")
+    rows = [_measured_row(), _measured_row(threads=1, sessions=1), _measured_row(precision=INT8)]
+    df = t3.table3(rows, include_paper=False, peak=PEAK, roofline=roofline)
+    two, one, int8 = (df.iloc[k] for k in range(3))
+    assert two["roofline_gflops"] == 290.0 and one["roofline_gflops"] == 150.0
+    assert two["roofline_fraction"] == pytest.approx(2.688e7 * 4544 / 1e9 / 290.0)
+    assert one["roofline_fraction"] == pytest.approx(2.688e7 * 4544 / 1e9 / 150.0)
+    assert math.isnan(int8["roofline_fraction"])
+    sgemm = df[df["backend"] == ROOFLINE_BACKEND]
+    assert sgemm["gflops"].tolist() == [150.0, 290.0] and sgemm["roofline_fraction"].tolist() == [1.0, 1.0]
+    assert t3.best_row(df)["backend"] == "onnxruntime CPU"  # the SGEMM rows are a reference, never the best row
+    assert t3._roofline_rate(df) == pytest.approx(290e9 / 4544)
+    unknown = CpuPeak(model="hidden CPU", cores=2, ghz=2.0, isa="AVX-512", fma_units=0, lanes=0)
+    assert df["fp32_peak_fraction"].notna().any()
+    assert t3.table3(rows, peak=unknown, roofline=roofline)["fp32_peak_fraction"].isna().all()
     assert t3.best_row(df)["precision"] == "fp32"
 
 
@@ -78,7 +98,7 @@ def test_run_table3_writes_table_plot_int8_and_precision(exported, tmp_path, cap
     out = {"csv_path": tmp_path / "t3.csv", "png_path": tmp_path / "t3.png",
            "precision_csv_path": tmp_path / "t3_precision.csv", "int8_path": tmp_path / "int8.onnx"}  # fmt: skip
     quick = {"batch_sizes": (1, 128), "n_rows": 1024, "repeats": 1, "threads_list": (1, 2), "calibration_rows": 500,
-             "precision_rows": 1000}  # fmt: skip
+             "precision_rows": 1000, "sgemm_size": 256}  # fmt: skip
     caplog.set_level(logging.INFO, logger="l1refit")
     df = t3.run_table3(model_path, path, skim_path, **out, **quick)
     assert all(p.exists() for p in out.values())
@@ -90,7 +110,10 @@ def test_run_table3_writes_table_plot_int8_and_precision(exported, tmp_path, cap
         "onnxruntime CPU, optimised graph, fp32, 2 sessions x 1 thread",
         "onnxruntime CPU, exported graph, int8 (static QDQ), 1 thread", "PyTorch eager CPU, fp32, 1 thread",
     } <= configs  # fmt: skip
-    assert (table.loc[table["source"] == "measured", "throughput_per_s"] > 0).all()
+    timed = (table["source"] == "measured") & (table["backend"] != ROOFLINE_BACKEND)
+    assert (table.loc[timed, "throughput_per_s"] > 0).all()
+    assert (table.loc[timed & (table["precision"] == "fp32"), "roofline_fraction"] > 0).all()
+    assert (table["backend"] == ROOFLINE_BACKEND).sum() == 2 and "measured FP32 roofline" in caplog.text
     assert len(pd.read_csv(out["precision_csv_path"])) == 3
     assert "best CPU:" in caplog.text and "FP32 peak" in caplog.text
     assert "onnxruntime CPU, exported graph, fp32, 1 thread" in caplog.text  # one line per measured row

@@ -11,13 +11,29 @@ from l1refit.deploy.timing import time_onnx, time_torch
 QUICK = {"batch_sizes": (1, 64, 512), "n_rows": 4096, "repeats": 2, "max_calls": 50}
 
 
-def test_cpu_peak_from_cpuinfo():
-    cpuinfo = "model name\t: Intel(R) Xeon(R) Processor @ 2.10GHz\nflags\t\t: fpu sse avx2 fma avx512f avx512bw\n"
-    peak = cpu_peak(cpuinfo, cores=2)
-    assert (peak.ghz, peak.flops_per_cycle, peak.gflops()) == (2.1, 64, pytest.approx(268.8))
-    avx2 = cpu_peak("model name : X\ncpu MHz : 3000.0\nflags : avx2 fma\n", cores=4)
-    assert avx2.gflops() == pytest.approx(4 * 3.0 * 32)
-    assert "268.8 GFLOP/s" in peak.describe()
+def _cpuinfo(vendor, family, model, name, flags, mhz="2100.000"):
+    return (f"vendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: {name}\n"
+            f"cpu MHz\t\t: {mhz}\nflags\t\t: {flags}\n")  # fmt: skip
+
+
+def test_cpu_peak_from_the_family_table_not_from_the_flags():
+    avx512 = "fpu sse avx2 fma avx512f avx512bw"
+    emerald = cpu_peak(_cpuinfo("GenuineIntel", 6, 207, "Intel(R) Xeon(R) Processor", avx512), cores=2)
+    assert (emerald.ghz, emerald.flops_per_cycle, emerald.gflops()) == (2.1, 64, pytest.approx(268.8))
+    assert "Emerald Rapids" in emerald.describe() and "268.8 GFLOP/s" in emerald.describe()
+    # Zen 4 has AVX-512 but two 256-bit FMA pipes: 32 FP32 FLOPs per cycle, not 64
+    zen4 = cpu_peak(_cpuinfo("AuthenticAMD", 25, 17, "AMD EPYC 9654 96-Core Processor", avx512, "2600.0"), cores=2)
+    assert (zen4.microarchitecture, zen4.flops_per_cycle, zen4.gflops()) == ("Zen 4", 32, pytest.approx(166.4))
+    zen3 = cpu_peak(_cpuinfo("AuthenticAMD", 25, 1, "AMD EPYC 7763", "avx2 fma", "2450.0"), cores=1)
+    assert zen3.microarchitecture == "Zen 3" and zen3.flops_per_cycle == 32
+    gold = cpu_peak(_cpuinfo("GenuineIntel", 6, 85, "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", avx512), cores=4)
+    silver = cpu_peak(_cpuinfo("GenuineIntel", 6, 85, "Intel(R) Xeon(R) Silver 4214 CPU @ 2.20GHz", avx512), cores=4)
+    assert (gold.ghz, gold.flops_per_cycle, silver.ghz, silver.flops_per_cycle) == (2.5, 64, 2.2, 32)
+    # a Skylake-SP under a hypervisor that hides the SKU, and a CPU not in the table: no nominal peak
+    for hidden in (_cpuinfo("GenuineIntel", 6, 85, "Intel Xeon Processor (Cascadelake)", avx512),
+                   _cpuinfo("GenuineIntel", 6, 999, "Future Xeon", avx512)):  # fmt: skip
+        peak = cpu_peak(hidden, cores=2)
+        assert not peak.known and np.isnan(peak.gflops()) and "not known" in peak.describe()
 
 
 def test_flops_of_the_paper_network(exported):

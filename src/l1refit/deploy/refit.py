@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,9 +26,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from l1refit.deploy import friend
+from l1refit.deploy.pipeline import WriteBehind, read_ahead
 from l1refit.deploy.readers import (
     ENTRY_COUNTS,
     HARDWARE_FOR_PHYSICAL,
+    PARQUET_IDENTITY,
     PHYSICAL,
     Rows,
     Source,
@@ -44,6 +47,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 250_000  # 1.3x the muons/s of 1 M a chunk on one core, and less memory (bench_refit*.py)
 REFIT = ("refit_pt", "refit_eta", "refit_phi")
+COMPRESSIONS = ("snappy", "none", "lz4", "zstd", "gzip", "brotli")  # Parquet codecs of the output
+DEFAULT_COMPRESSION = "snappy"  # half the size of "none" for 2/3 of its writing speed (bench_refit.py)
 EXTRA_HARDWARE = ("hwQual", "tfMuonIndex")  # copied beside the model's inputs where the input has them
 
 
@@ -69,22 +74,26 @@ class Model:
     session: ort.InferenceSession
     input_name: str
     output_name: str
+    graph: str = "exported"  # or "optimised": the equivalent graph of l1refit.deploy.optimize, built on loading
     dtype: ClassVar[np.dtype] = np.dtype(np.float32)  # what __call__ takes: float32 holds every hardware integer
 
     @property
     def refit_metadata(self) -> dict[str, str]:
         """What the output says about the engine (the firmware's says more: fpga/refit.py)."""
-        return {"l1refit.refit.engine": "onnx"}
+        return {"l1refit.refit.engine": "onnx", "l1refit.refit.graph": self.graph}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return run_session(self.session, x, self.input_name, self.output_name)
 
 
-def load_model(path: str | os.PathLike, *, threads: int = 1) -> Model:
+def load_model(path: str | os.PathLike, *, threads: int = 1, optimise: bool = True) -> Model:
     """Open an exported model (:mod:`l1refit.deploy.onnx_export`) on the CPU with ``threads`` intra-op threads.
 
-    A file that is not ONNX, or an ONNX graph without the export's metadata and signature, is a
-    :class:`RefitError` naming the file.
+    With ``optimise`` (default) the session runs the equivalent inference graph of
+    :func:`l1refit.deploy.optimize.optimize_onnx` (scalers folded, physics as Gemms: about 1.6x the exported graph's
+    throughput, equal within float rounding), built in memory and checked against the file's graph; a graph it
+    cannot optimise runs as it is. A file that is not ONNX, or an ONNX graph without the export's metadata and
+    signature, is a :class:`RefitError` naming the file.
     """
     check_threads(threads)
     path = Path(path)
@@ -122,7 +131,26 @@ def load_model(path: str | os.PathLike, *, threads: int = 1) -> Model:
         )
     if width != len(inputs):
         raise RefitError(f"{path}: the graph takes {width} input columns, its metadata list {len(inputs)}: {inputs}")
-    return Model(path, inputs, metadata, session, input_name, output_name)
+    graph = "optimised" if "optimized" in metadata else "exported"
+    if optimise and graph == "exported":
+        session, graph = _optimised_session(path, threads, session)
+    return Model(path, inputs, metadata, session, input_name, output_name, graph)
+
+
+def _optimised_session(path: Path, threads: int, exported: ort.InferenceSession) -> tuple[ort.InferenceSession, str]:
+    """(session, graph): the optimised graph of ``path`` (built in a temporary directory), or ``exported`` if the
+    graph cannot be optimised (not the export's structure); logged either way."""
+    from l1refit.deploy.optimize import optimize_onnx  # onnx and its checker: only when a graph is optimised
+
+    with tempfile.TemporaryDirectory(prefix="l1refit-refit-") as folder:
+        try:
+            optimised = optimize_onnx(path, Path(folder) / "optimised.onnx")
+        except (ValueError, RuntimeError) as err:
+            log.warning("%s: runs as exported, its graph cannot be optimised: %s", path, err)
+            return exported, "exported"
+        session = make_session(optimised, threads, CPU)
+    log.info("%s: refitting with the optimised inference graph (l1refit.deploy.optimize)", path)
+    return session, "optimised"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -171,12 +199,13 @@ def _table(rows: Rows, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays([_arrow(rows[field.name], field.type) for field in schema], schema=schema)
 
 
-def _open_model(model_path: str | os.PathLike | None, firmware: str | os.PathLike | None, threads: int):
+def _open_model(model_path: str | os.PathLike | None, firmware: str | os.PathLike | None, threads: int,
+                optimise: bool):  # fmt: skip
     """The ONNX :class:`Model`, or the firmware design as one (exactly one of the two paths)."""
     if (model_path is None) == (firmware is None):
         raise ValueError("give exactly one of an ONNX model and a firmware design")
     if firmware is None:
-        return load_model(model_path, threads=threads)
+        return load_model(model_path, threads=threads, optimise=optimise)
     check_threads(threads)
     from l1refit.deploy.fpga.refit import load_firmware  # imports this module: not at the top
 
@@ -194,6 +223,8 @@ def refit_file(
     threads: int = 1,
     l1_tree: str = l1ntuple.TREES["l1"],
     friend_tree: str = friend.DEFAULT_TREE,
+    compression: str = DEFAULT_COMPRESSION,
+    optimise: bool = True,
 ) -> dict[str, Any]:
     """Refit every L1 muon of ``input_path`` with the exported model and write one Parquet row per muon.
 
@@ -205,8 +236,11 @@ def refit_file(
     scouting muons read at a time; ``threads`` the onnxruntime intra-op threads (the emulator's BLAS threads). An
     ``output_path`` ending in ``.root`` is a friend tree named ``friend_tree`` aligned with the input's entries
     (NanoAOD-like inputs only, :mod:`l1refit.deploy.friend`). Each chunk is logged (and a progress bar drawn on a
-    terminal). Returns ``muons`` (muons refitted), ``chunks``, ``seconds`` (wall time of the reading, inference and
-    writing), ``format`` and, for a friend tree, ``entries``.
+    terminal). The ONNX model runs as its optimised graph unless ``optimise`` is False (:func:`load_model`).
+    Reading, inference and writing overlap (:mod:`l1refit.deploy.pipeline`). ``compression`` is the
+    Parquet output's codec (``none``, ``snappy``, ``lz4``, ``zstd``, ``gzip``, ``brotli``). Returns ``muons``
+    (muons refitted), ``chunks``, ``seconds`` (wall time of the reading, inference and writing), ``format``,
+    ``graph`` (``optimised``, ``exported`` or ``firmware``) and, for a friend tree, ``entries``.
 
     Errors name the file: a model that is not an l1refit ONNX export or a firmware design, an input of unknown
     format, a model input column the input lacks (with the model and the input named), a ``.root`` output of an input
@@ -214,11 +248,13 @@ def refit_file(
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of rows, got {chunk_size}")
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
     used = [Path(path).resolve() for path in (model_path, firmware, input_path) if path is not None]
     if Path(output_path).resolve() in used:
         raise RefitError(f"{output_path}: the output would overwrite the model or the input")
     kind = friend.output_kind(output_path)
-    model = _open_model(model_path, firmware, threads)
+    model = _open_model(model_path, firmware, threads, optimise)
     fmt = check_format(input_path, fmt)
     if kind == "friend":
         friend.check_input(output_path, input_path, fmt, friend_tree)
@@ -240,10 +276,15 @@ def refit_file(
         needed += HARDWARE_FOR_PHYSICAL
     schema = output_schema(source, model, input_path, fmt)
     hardware = _hardware(source, model)
-    n_muons = n_chunks = n_entries = 0
+    n_muons = n_chunks = 0
     start = time.perf_counter()
-    chunks = progress(source.read(list(dict.fromkeys([*needed, *hardware]))), desc="refit", unit="chunk", logger=log)
-    with atomic_path(output_path) as tmp, _writer(kind, tmp, schema, friend_tree, input_path) as write:
+    chunks = read_ahead(source.read(list(dict.fromkeys([*needed, *hardware]))))
+    chunks = progress(chunks, desc="refit", unit="chunk", logger=log)
+    with (
+        atomic_path(output_path) as tmp,
+        _writer(kind, tmp, schema, friend_tree, input_path, compression) as write,
+        WriteBehind(write) as behind,
+    ):
         for rows in chunks:
             n = len(rows["l1_pt"])
             x = np.empty((n, len(model.inputs)), model.dtype)
@@ -254,7 +295,7 @@ def refit_file(
             except InputError as err:
                 raise RefitError(f"{input_path} ({fmt}): chunk {n_chunks + 1}: {err}") from None
             rows |= {"refit_phi": corrected[:, 0], "refit_eta": corrected[:, 1], "refit_pt": corrected[:, 2]}
-            n_entries += write(rows)
+            behind.submit(rows)
             n_muons += n
             n_chunks += 1
             seconds = time.perf_counter() - start
@@ -262,19 +303,27 @@ def refit_file(
                 f"{input_path}: chunk {n_chunks}: {n} muons; total {n_muons} muons in {seconds:.1f} s "
                 f"({n_muons / max(seconds, 1e-9) / 1e6:.2f} M muons/s)"
             )
-    counts = {"muons": n_muons, "chunks": n_chunks, "seconds": time.perf_counter() - start, "format": fmt}
-    return counts | ({"entries": n_entries} if kind == "friend" else {})
+    counts = {"muons": n_muons, "chunks": n_chunks, "seconds": time.perf_counter() - start, "format": fmt,
+              "graph": getattr(model, "graph", "firmware")}  # fmt: skip
+    return counts | ({"entries": behind.total} if kind == "friend" else {})
 
 
 @contextlib.contextmanager
-def _writer(kind: str, path: Path, schema: pa.Schema, tree: str, source) -> Iterator[Callable[[Rows], int]]:
-    """``write(rows)`` of the output: Parquet rows, or the friend tree's entries (returns the entries written)."""
+def _writer(kind: str, path: Path, schema: pa.Schema, tree: str, source,
+            compression: str) -> Iterator[Callable[[Rows], int]]:  # fmt: skip
+    """``write(rows)`` of the output: Parquet rows, or the friend tree's entries (returns the entries written).
+
+    Parquet: ``compression`` per column, no dictionaries (the float columns would not gain), min/max statistics
+    only for the identity columns (what a reader filters on; for every column they cost 10 % of the writing).
+    """
     if kind == "friend":
         metadata = {key.decode(): value.decode() for key, value in schema.metadata.items()}
         with friend.FriendWriter(path, tree, metadata, source) as writer:
             yield lambda rows: _friend_write(writer, rows)
         return
-    with pq.ParquetWriter(path, schema, **PARQUET_OPTIONS) as writer:
+    identity = [name for name in schema.names if name in PARQUET_IDENTITY]
+    options = dict(PARQUET_OPTIONS) | {"compression": compression, "write_statistics": identity or False}
+    with pq.ParquetWriter(path, schema, **options) as writer:
 
         def write(rows: Rows) -> int:
             if len(rows["l1_pt"]):

@@ -24,6 +24,7 @@ from l1refit.deploy.hw_inputs import random_hw
 from l1refit.deploy.metadata import graph_inputs
 from l1refit.deploy.optimize import optimize_onnx
 from l1refit.deploy.quantize import int8_label, precision_metrics, quantize_int8
+from l1refit.deploy.roofline import ROOFLINE_BACKEND, SGEMM_SIZE, Roofline, measure_roofline
 from l1refit.deploy.runtime import accelerator_providers
 from l1refit.deploy.timing import DEFAULT_BATCH_SIZES, MEASURED, time_onnx, time_torch
 from l1refit.formats.output import write_csv
@@ -58,8 +59,8 @@ PAPER_BEST = max(PAPER_TABLE3, key=lambda row: row["throughput_per_s"])
 
 TABLE3_COLUMNS = (
     "backend", "precision", "graph", "device", "threads", "sessions", "clusters", "batch_size", "throughput_per_s",
-    "ns_per_inference", "latency_median_us", "latency_p99_us", "vs_requirement", "gflops", "fp32_peak_fraction",
-    "source", "config", "note",
+    "ns_per_inference", "latency_median_us", "latency_p99_us", "vs_requirement", "gflops", "roofline_gflops",
+    "roofline_fraction", "fp32_peak_fraction", "source", "config", "note",
 )  # fmt: skip
 
 
@@ -78,14 +79,19 @@ def paper_rows() -> list[dict]:
     return rows
 
 
-def table3(rows: Iterable[dict], *, include_paper: bool = True, peak: CpuPeak | None = None) -> pd.DataFrame:
+def table3(rows: Iterable[dict], *, include_paper: bool = True, peak: CpuPeak | None = None,
+           roofline: Roofline | None = None) -> pd.DataFrame:  # fmt: skip
     """Paper Table 3 extended: measured rows (:mod:`l1refit.deploy.timing`) and the paper's rows, with derived columns.
 
     ``vs_requirement`` = throughput / 10⁶; ``ns_per_inference`` = 10⁹ / throughput; for measured CPU rows ``gflops``
-    (throughput × the row's ``flops``, :func:`mlp_flops`; 4,544, model B's, where a row has none) and, for fp32 rows,
-    ``fp32_peak_fraction`` of the FP32 peak of the cores the row used (threads × sessions, :func:`cpu_peak`).
+    (throughput × the row's ``flops``, :func:`mlp_flops`; 4,544, model B's, where a row has none). For fp32 rows:
+    ``roofline_fraction`` of the measured SGEMM throughput of the cores the row used (threads × sessions;
+    ``roofline``, whose two measurements become rows too) and ``fp32_peak_fraction`` of the nominal peak
+    (:func:`cpu_peak`; NaN where the CPU's FMA width is not known).
     """
     rows = [dict(r) for r in rows]
+    if roofline is not None:
+        rows += roofline.rows()
     if include_paper and not any(r.get("source") == PAPER_SOURCE for r in rows):
         rows += paper_rows()
     frame = pd.DataFrame(rows)
@@ -98,10 +104,13 @@ def table3(rows: Iterable[dict], *, include_paper: bool = True, peak: CpuPeak | 
     frame["vs_requirement"] = frame["throughput_per_s"] / REQUIREMENT
     frame["ns_per_inference"] = 1e9 / frame["throughput_per_s"]
     measured_cpu = (frame["source"] == MEASURED) & frame["backend"].astype(str).str.contains("CPU")
-    frame["gflops"] = np.where(measured_cpu, frame["throughput_per_s"] * flops / 1e9, np.nan)
+    frame["gflops"] = np.where(measured_cpu, frame["throughput_per_s"] * flops / 1e9, frame["gflops"])
     cores = (frame["threads"].fillna(1) * frame["sessions"].fillna(1)).clip(upper=peak.cores)
-    fp32 = frame["precision"] == "fp32"
-    frame["fp32_peak_fraction"] = np.where(fp32, frame["gflops"] / (cores * peak.ghz * peak.flops_per_cycle), np.nan)
+    fp32 = (frame["precision"] == "fp32") & (frame["source"] == MEASURED)
+    frame["fp32_peak_fraction"] = np.where(fp32, frame["gflops"] / cores.map(peak.gflops), np.nan)
+    if roofline is not None:
+        frame["roofline_gflops"] = np.where(fp32, cores.map(roofline.gflops), np.nan)
+        frame["roofline_fraction"] = frame["gflops"] / frame["roofline_gflops"]
     extra = [c for c in frame.columns if c not in TABLE3_COLUMNS]
     return frame[[*TABLE3_COLUMNS, *extra]]
 
@@ -119,12 +128,23 @@ def write_table3(df: pd.DataFrame, csv_path: str | Path) -> Path:
     return Path(csv_path)
 
 
+def _roofline_rate(df: pd.DataFrame) -> float:
+    """Inferences/s the all-core SGEMM roofline allows the measured graph (0 without roofline rows)."""
+    sgemm = df[df["backend"] == ROOFLINE_BACKEND]["gflops"]
+    flops = df[(df["source"] == MEASURED) & (df["backend"] != ROOFLINE_BACKEND)].get("flops")
+    if sgemm.empty or flops is None or flops.dropna().empty:
+        return 0.0
+    return float(sgemm.max()) * 1e9 / float(flops.dropna().max())
+
+
 def throughput_plot(df: pd.DataFrame, png_path: str | Path, *, label: str = "model B",
                     fpga: pd.DataFrame | None = None) -> Path:  # fmt: skip
     """Throughput vs batch size per measured configuration (log-log), with the requirement and the paper's best FPGA.
 
     Solid lines: the optimised graph; dashed: the exported one; dotted: other backends (PyTorch). With ``fpga``
-    (``table3_fpga.csv``), the chosen firmware design's estimated throughput per instance as a line too. PNG only.
+    (``table3_fpga.csv``), the chosen firmware design's estimated throughput per instance as a line too; the
+    all-core SGEMM roofline in inferences/s (its GFLOP/s over the graph's FLOPs per inference) when Table 3 has
+    it. PNG only.
     """
     from l1refit.analysis.plots import cms_figure, cms_label, save
 
@@ -146,12 +166,16 @@ def throughput_plot(df: pd.DataFrame, png_path: str | Path, *, label: str = "mod
             ax.axhline(firmware, color="tab:orange", ls="-.", lw=2.5, label=text)
         else:
             firmware = 0.0
+        roofline = _roofline_rate(df)
+        if roofline:
+            ax.axhline(roofline, color="tab:red", ls=(0, (1, 1)), lw=2,
+                       label=f"roofline: all-core SGEMM / FLOPs per inference ({roofline / 1e6:.0f} M/s)")  # fmt: skip
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("batch size [muons per call]")
         ax.set_ylabel("throughput [inferences / s]")
         low = min([REQUIREMENT, *measured["throughput_per_s"]]) if len(measured) else REQUIREMENT
-        high = max([PAPER_BEST["throughput_per_s"], firmware, *measured["throughput_per_s"]])
+        high = max([PAPER_BEST["throughput_per_s"], firmware, roofline, *measured["throughput_per_s"]])
         ax.set_ylim(low / 2, high * 3)
         fig.legend(loc="outside right upper", fontsize="x-small", title="median of repeats", title_fontsize="small")
         cms_label(ax, label, simulation=False)
@@ -173,7 +197,8 @@ def run_table3(model_path: str | Path, onnx_path: str | Path, skim_path: str | P
                batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, n_rows: int = 1 << 20, repeats: int = 5,
                threads_list: Sequence[int] = (1, 2), optimized_path: str | Path | None = None,
                calibration_rows: int = 20_000, precision_rows: int = 100_000,
-               torch_reference: bool = True, fpga_csv_path: str | Path | None = None) -> pd.DataFrame:  # fmt: skip
+               torch_reference: bool = True, fpga_csv_path: str | Path | None = None,
+               sgemm_size: int = SGEMM_SIZE) -> pd.DataFrame:  # fmt: skip
     """Table 3 on this machine, the throughput plot, the int8 model and its Table-2 cost (the Snakemake stage).
 
     Measured: the exported graph at every thread count of ``threads_list``, the optimised graph likewise and as
@@ -181,6 +206,7 @@ def run_table3(model_path: str | Path, onnx_path: str | Path, skim_path: str | P
     PyTorch eager with one thread, and CUDA / TensorRT when onnxruntime offers them. The int8 model is calibrated
     on the skim's last ``calibration_rows`` rows; its metrics use the first ``precision_rows`` rows. Every step and
     every measured row is logged. ``fpga_csv_path`` (``table3_fpga.csv``) adds the firmware estimate to the plot.
+    First, the machine's SGEMM roofline (``sgemm_size``² matrices, :func:`measure_roofline`) on one and all cores.
     """
     from l1refit.ml.checkpoint import TrainedModel
 
@@ -191,7 +217,9 @@ def run_table3(model_path: str | Path, onnx_path: str | Path, skim_path: str | P
     inputs = graph_inputs(onnx_path)
     skim = _read_skim(skim_path, inputs)
     peak = cpu_peak()
-    log.info(f"{peak.describe()}")
+    log.info(f"nominal FP32 peak: {peak.describe()}")
+    roofline = measure_roofline(size=sgemm_size)
+    log.info(roofline.describe())
     log.info(f"graph {onnx_path}: {mlp_flops(onnx_path):,} FLOPs per inference; requirement "
              f"{REQUIREMENT:.0e}/s; {len(skim):,} skim rows")  # fmt: skip
     common = {"batch_sizes": batch_sizes, "n_rows": n_rows, "repeats": repeats,
@@ -223,13 +251,14 @@ def run_table3(model_path: str | Path, onnx_path: str | Path, skim_path: str | P
                 rows += time_onnx(onnx_path, providers=[provider, "CPUExecutionProvider"], **common)
             except Exception as err:  # a provider that is listed but cannot run is reported, not fatal
                 log.warning(f"{provider} failed: {type(err).__name__}: {err}")
-    df = table3(rows, peak=peak)
+    df = table3(rows, peak=peak, roofline=roofline)
     write_table3(df, csv_path)
     throughput_plot(df, png_path, fpga=pd.read_csv(fpga_csv_path) if fpga_csv_path else None)
     best = best_row(df)
     log.info(f"best CPU: {best['config']} at batch {int(best['batch_size'])}: "
              f"{best['throughput_per_s'] / 1e6:.2f} M/s = {best['vs_requirement']:.1f} x requirement, "
-             f"{best['gflops']:.1f} GFLOP/s = {100 * best['fp32_peak_fraction']:.1f} % of FP32 peak")  # fmt: skip
+             f"{best['gflops']:.1f} GFLOP/s = {100 * best['roofline_fraction']:.1f} % of the measured SGEMM "
+             f"roofline of {best['roofline_gflops']:.0f} GFLOP/s")  # fmt: skip
     precision = precision_metrics(onnx_path, int8_path, skim, n_rows=precision_rows)
     write_csv(precision, precision_csv_path)
     for _, row in precision.iterrows():
