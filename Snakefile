@@ -20,7 +20,7 @@ include: "workflow/rules/common.smk"
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
     part=r"\d+",
-    model="|".join(MODELS) or "(?!)",
+    model="|".join(TRAINABLE) or "(?!)",
     fold="|".join(str(k) for k in FOLDS),
     split="|".join(SPLITS),
     baseline="|".join(BASELINES) or "(?!)",

@@ -5,6 +5,7 @@ One tiny model is trained (1 epoch on a toy skim) and exported per module; the r
 """
 
 import logging
+import threading
 
 import awkward as ak
 import numpy as np
@@ -294,14 +295,16 @@ def test_unknown_input_format_and_wrong_format(refit_model, skim_file, tmp_path)
 def test_failing_run_leaves_no_output_and_keeps_an_old_one(refit_model, skim_file, tmp_path, monkeypatch):
     _, onnx_path = refit_model
 
-    def stop_after_first_chunk(*args):
-        raise KeyboardInterrupt("interrupted")
+    def stop_after_first_chunk(message, *args):
+        if ": chunk " in str(message):  # the first chunk's log line, after its write was handed to the writer
+            raise KeyboardInterrupt("interrupted")
 
-    monkeypatch.setattr(refit.log, "info", stop_after_first_chunk)  # the first chunk's log line
+    monkeypatch.setattr(refit.log, "info", stop_after_first_chunk)
     out = tmp_path / "out.parquet"
     with pytest.raises(KeyboardInterrupt):
         refit_file(onnx_path, skim_file, out, chunk_size=500)
     assert list(tmp_path.iterdir()) == []  # neither the output nor its temporary file
+    assert not [t for t in threading.enumerate() if t.name.startswith(("l1refit-reader", "l1refit-writer"))]
     out.write_bytes(b"old")
     with pytest.raises(KeyboardInterrupt):
         refit_file(onnx_path, skim_file, out, chunk_size=500)

@@ -194,3 +194,31 @@ def test_fpga_stage_on_the_trained_models(snakemake, trained, tiny, write_config
     ]  # fmt: skip
     mass = pd.read_csv(workdir / "results/tables/table2_muonia.csv")
     assert mass.model.tolist() == ["GMT", "B", "B reweighted", "FPGA", "limit"]
+
+
+def test_search_trains_its_new_points_and_ranks_them_by_their_fold_metrics(snakemake, trained, tiny, tmp_path, repo,
+                                                                             write_config, job_counts):  # fmt: skip
+    """A one-at-a-time search around model A over two losses: A is a configured model (reused), mse is new."""
+    from l1refit.analysis.metrics import Windows, prediction_metrics
+
+    workdir, _ = trained
+    search = {"strategy": "one_at_a_time", "base": tiny["models"]["A"], "handles": {"loss": ["logcosh", "mse"]},
+              "rank_by": "phi_rms"}  # fmt: skip
+    config = write_config(tmp_path / "search.yaml", {**tiny, "search": search})
+    dry = snakemake("-n", f"--configfile={config}", "--directory", str(workdir), "results/tables/search.csv")
+    assert "search (one_at_a_time): 2 points, 1 new models x 2 folds = 4 jobs" in dry.stderr
+    assert job_counts(dry) == {"train": 2, "predict": 2, "search": 1}, job_counts(dry)
+    snakemake("--cores", "2", f"--configfile={config}", "--directory", str(workdir), "results/tables/search.csv")
+    table = pd.read_csv(workdir / "results/tables/search.csv")
+    assert set(table["model"]) == {"A", "S_mse_adam_noreg_relu_linear"}
+    assert (workdir / "results/plots/search.png").is_file()
+    metrics = yaml.safe_load((repo / "config/config.yaml").read_text())["metrics"]
+    windows = Windows.from_config({key: metrics[key] for key in ("core", "tail")})
+    for row in table.itertuples():
+        folds = [prediction_metrics(pd.read_parquet(workdir / f"results/predictions/{row.model}/fold{k}.parquet"),
+                                    windows) for k in (0, 1)]  # fmt: skip
+        for metric in ("phi_rms", "pt_core", "eta_tail"):
+            assert getattr(row, metric) == pytest.approx(sum(f[metric] for f in folds) / 2, rel=1e-12)
+    assert table["phi_rms"].is_monotonic_increasing and table["phi_rms_rank"].tolist() == [1, 2]
+    assert table.loc[0, "loss"] == ("logcosh" if table.loc[0, "model"] == "A" else "mse")
+    assert "phi_rms" in table.loc[0, "best"].split(";")

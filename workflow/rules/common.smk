@@ -1,5 +1,7 @@
 # Configuration, output paths and input functions every stage uses. Pure functions of the config: no I/O but
 # the early check that the configured input files exist.
+import sys
+
 from l1refit.config.datasets import (
     check_datasets,
     check_training_dataset,
@@ -11,6 +13,7 @@ from l1refit.config.datasets import (
 from l1refit.config.loading import compose, read_yaml, validate
 from l1refit.errors import ConfigError
 from l1refit.formats.registry import L1_ONLY_FORMATS
+from l1refit.ml.search import cost as search_cost, search_points
 
 # Scenario configs (--configfile) are overlays on the embedded default: sections merge key by key, except
 # datasets and models, which an overlay replaces whole. Then the schema fills every default and checks every key;
@@ -36,6 +39,19 @@ except ConfigError as err:
 MODELS = config.get("models") or {}
 TRAINING = config["training"]
 FOLDS = list(range(TRAINING["folds"]))
+# The hyperparameter search's points (id -> models entry; configured models among them keep their ids): trained
+# per fold like the Table-1 models, ranked in search.csv; they are not Table-1 rows and get no final training.
+try:
+    SEARCH = search_points(config.get("search"), MODELS)
+except ValueError as err:
+    raise WorkflowError(f"configuration error: {err}") from None
+if SEARCH and not MODELS:
+    raise WorkflowError(
+        "configuration error: search needs the models section (its analysis model runs the rest of the workflow)"
+    )
+if SEARCH:
+    print(search_cost(config["search"], MODELS, len(FOLDS)), file=sys.stderr)
+TRAINABLE = MODELS | SEARCH
 SPLITS = [f"fold{fold}" for fold in FOLDS] + ["final"]
 BASELINES = TRAINING["baselines"]
 ANALYSIS_MODEL = config["analysis_model"]
@@ -84,6 +100,8 @@ PATHS = {
     "reweighted_predictions": "results/predictions/{model}/reweighted/{dataset}.parquet",
     "limit_predictions": "results/predictions/limit/{dataset}.parquet",
     "table2_mass": "results/tables/table2_{dataset}",
+    "search": "results/tables/search.csv",
+    "search_plot": "results/plots/search",
 }
 QAT = config["fpga"]["enabled"] and config["fpga"]["qat"]["enabled"]
 # The mass dataset's own offline muons: its limit, its Table 2 and the reweighted network need them.
@@ -221,8 +239,8 @@ def skim_parts(kind):
 
 
 def model_spec(wildcards):
-    """The Table-1 entry of one model: every setting of the model that changes its training."""
-    return {"id": wildcards.model, **MODELS[wildcards.model]}
+    """The Table-1 (or search) entry of one model: every setting of the model that changes its training."""
+    return {"id": wildcards.model, **TRAINABLE[wildcards.model]}
 
 
 def all_cores(wildcards):
@@ -255,6 +273,8 @@ def training_outputs():
         targets += [f"{PATHS['fig3']}.png", PATHS["resonances"]]
     if MASS_OFFLINE:
         targets.append(f"{PATHS['table2_mass'].format(dataset=MASS_DATASET)}.csv")
+    if SEARCH:
+        targets += [PATHS["search"], f"{PATHS['search_plot']}.png"]
     if config["fpga"]["enabled"]:
         targets += [
             PATHS["fpga_precision"],

@@ -1,5 +1,5 @@
 # Evaluation stage: baselines evaluated out of fold like the models, and the paper's Tables 1 and 2
-# (mean and standard deviation over folds), as CSV, Markdown and LaTeX.
+# (mean and standard deviation over folds), as CSV, Markdown and LaTeX; the hyperparameter search ranked the same way.
 
 
 rule baseline:
@@ -74,3 +74,32 @@ rule table2:
         "Table 2: metrics of GMT, every model and the baselines, mean and std over folds"
     script:
         "../scripts/table2.py"
+
+
+rule search:
+    input:
+        predictions=expand(PATHS["predictions"], model=SEARCH, fold=FOLDS),
+    output:
+        **figure(PATHS["search_plot"]),
+        csv=report(
+            PATHS["search"],
+            caption="../report/search.rst",
+            category="Tables",
+        ),
+    log:
+        "logs/search.log",
+    conda:
+        ENV
+    params:
+        models=list(SEARCH),
+        entries=SEARCH,
+        base=lambda wildcards: config["search"]["base"],
+        folds=FOLDS,
+        metrics=METRIC_WINDOWS,
+        rank_by=lambda wildcards: config["search"]["rank_by"],
+        dataset=TRAINING["dataset"],
+        simulation=is_synthetic(TRAINING["dataset"]),
+    message:
+        "The hyperparameter search: every point ranked by its out-of-fold metrics"
+    script:
+        "../scripts/search.py"

@@ -198,3 +198,41 @@ def turn_on_plot(table: pd.DataFrame, stem, *, model: str, dataset: str, simulat
         cms_label(ax, dataset, simulation)
         save(fig, stem)
     return fig
+
+
+def search_plot(table: pd.DataFrame, handles: Sequence[str], stem, *, base: dict[str, str], dataset: str,
+                simulation: bool, metrics: Sequence[str] = ("phi_rms", "eta_rms", "pt_rms")) -> Figure:  # fmt: skip
+    """The search (``search.csv``) around its base: per handle that was varied (columns) and RMS metric (rows), the
+    points that differ from ``base`` (handle → value, as in the table) in that handle only, mean ± std over folds at
+    each value (in search order), the base's value hatched and the best value of the slice a star."""
+    varied = [h for h in handles if table[h].nunique() > 1] or list(handles[:1])
+    with matplotlib.style.context(mplhep.style.CMS):
+        fig = Figure(figsize=(6.5 * len(varied), 5.0 * len(metrics)), layout="constrained")
+        FigureCanvasAgg(fig)
+        grid = np.asarray(fig.subplots(len(metrics), len(varied), squeeze=False))
+        for col, handle in enumerate(varied):
+            others = [h for h in handles if h != handle]
+            rows = table[(table[others] == pd.Series({h: base[h] for h in others})).all(axis=1)]
+            values = list(dict.fromkeys(rows[handle]))
+            x = np.arange(len(values), dtype=float)
+            rows = rows.set_index(handle).loc[values]
+            for row, metric in enumerate(metrics):
+                ax = grid[row, col]
+                ax.errorbar(x, rows[metric], yerr=rows[f"{metric}_std"].fillna(0), fmt="o", ms=7, color="tab:blue",
+                            capsize=3, label="mean ± std over folds")  # fmt: skip
+                if base[handle] in values:
+                    ax.axvspan(values.index(base[handle]) - 0.3, values.index(base[handle]) + 0.3, color="0.9",
+                               zorder=0, label="base")  # fmt: skip
+                best = int(np.argmin(rows[metric].to_numpy()))
+                ax.plot(x[best], rows[metric].iloc[best], "*", ms=18, color="tab:red", label="best of the slice")
+                ax.set_xticks(x, values, rotation=30, ha="right", fontsize="x-small")
+                ax.set_xlim(-0.6, len(values) - 0.4)
+                ax.set_xlabel(f"{handle.replace('_', ' ')} (others at the base)", fontsize="small")
+                ax.set_ylabel(f"{metric.replace('_', ' ')}", fontsize="small")
+                ax.tick_params(labelsize="x-small")
+                if row == 0:
+                    cms_label(ax, dataset, simulation)
+                if row == 0 and col == 0:
+                    ax.legend(fontsize="xx-small", loc="upper right")
+        save(fig, stem)
+    return fig

@@ -157,3 +157,25 @@ def write_table1(models: dict[str, dict], csv_path: str | os.PathLike, md_path: 
     lines = ["| " + " | ".join(TABLE1_COLUMNS) + " |", "|" + "---|" * len(TABLE1_COLUMNS)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
     _write_text(md_path, "\n".join(lines) + "\n")
+
+
+def search_table(table: pd.DataFrame, settings: dict[str, dict[str, str]], rank_by: str) -> pd.DataFrame:
+    """The search's summary (``search.csv``): per point its handle values, the Table-2 means and stds over folds
+    (``table``: :func:`table2` of the points), the rank per metric (1 = best; lowest RMS and tail, highest core;
+    ties share the best rank) and ``best``: the metrics whose best printed mean it holds, as the paper sets them in
+    bold. Rows sorted by ``rank_by``'s rank, then by name."""
+    if rank_by not in METRIC_COLUMNS:
+        raise ValueError(f"rank_by: unknown metric {rank_by!r}; allowed: {', '.join(METRIC_COLUMNS)}")
+    missing = [name for name in table["model"] if name not in settings]
+    if missing:
+        raise ValueError(f"no search settings for {', '.join(missing)}")
+    out = table.copy()
+    handles = list(next(iter(settings.values())))
+    for handle in handles:
+        out.insert(1 + handles.index(handle), handle, [settings[name][handle] for name in out["model"]])
+    for column in METRIC_COLUMNS:
+        ascending = LOWER_IS_BETTER[split_column(column)[1]]
+        out[f"{column}_rank"] = out[column].rank(method="min", ascending=ascending).astype(int)
+    best = _best(table)
+    out["best"] = [";".join(c for c in METRIC_COLUMNS if best[c][i]) for i in range(len(table))]
+    return out.sort_values([f"{rank_by}_rank", "model"], kind="stable").reset_index(drop=True)

@@ -278,9 +278,10 @@ def refit_file(
     hardware = _hardware(source, model)
     n_muons = n_chunks = 0
     start = time.perf_counter()
-    chunks = read_ahead(source.read(list(dict.fromkeys([*needed, *hardware]))))
-    chunks = progress(chunks, desc="refit", unit="chunk", logger=log)
+    reader = read_ahead(source.read(list(dict.fromkeys([*needed, *hardware]))))
+    chunks = progress(reader, desc="refit", unit="chunk", logger=log)
     with (
+        contextlib.closing(reader),  # an error stops the reader thread here, not when the traceback is freed
         atomic_path(output_path) as tmp,
         _writer(kind, tmp, schema, friend_tree, input_path, compression) as write,
         WriteBehind(write) as behind,

@@ -1,16 +1,21 @@
-"""Evaluation stage (workflow/rules/evaluate.smk): baselines out of fold, and the paper's Tables 1 and 2."""
+"""Evaluation stage (workflow/rules/evaluate.smk): baselines out of fold, the paper's Tables 1 and 2, and the
+hyperparameter search's summary."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from l1refit.analysis.metrics import Windows, gmt_metrics, prediction_metrics
+from l1refit.analysis.plots import search_plot
+from l1refit.analysis.tables import search_table, write_table1, write_table2
 from l1refit.analysis.tables import table2 as table2_frame
-from l1refit.analysis.tables import write_table1, write_table2
+from l1refit.formats.output import write_csv
 from l1refit.ml.baselines import gbdt_baseline, lut_baseline
+from l1refit.ml.search import HANDLES, settings
 from l1refit.stages.folds import job_seed, split_rows, with_predictions, write_predictions
 
 log = logging.getLogger(__name__)
@@ -72,4 +77,24 @@ def table2(
     table = table2_frame(rows)
     write_table2(table, csv, md, tex)
     log.info("Table 2:\n%s", table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return table
+
+
+def search(*, predictions: list[str], models: list[str], entries: dict, base: dict, folds: list[int], metrics: dict,
+           rank_by: str, dataset: str, simulation: bool, csv: str, png: str, pdf: str) -> pd.DataFrame:  # fmt: skip
+    """The hyperparameter search's summary: every point's out-of-fold Table-2 metrics (mean ± std over folds), its
+    rank per metric and the best marks (``search.csv``), and the plot of metric against handle value."""
+    if Path(png).with_suffix(".pdf") != Path(pdf):
+        raise ValueError(f"search plot: {png} and {pdf} must share their stem")
+    windows = Windows.from_config(metrics)
+    by_model = _per_fold(list(predictions), list(models), list(folds))
+    rows = {name: [prediction_metrics(pd.read_parquet(files[fold]), windows) for fold in folds]
+            for name, files in by_model.items()}  # fmt: skip
+    table = search_table(table2_frame(rows), {name: settings(entries[name]) for name in models}, rank_by)
+    write_csv(table, csv)
+    search_plot(table.set_index("model").loc[list(models)].reset_index(), HANDLES, Path(png).with_suffix(""),
+                base=settings(base), dataset=dataset, simulation=simulation)  # fmt: skip
+    best, shown = table.iloc[0], table[["model", *HANDLES, rank_by, f"{rank_by}_rank", "best"]]
+    log.info("search: %d points ranked by %s; best %s (%s = %.4g)\n%s", len(table), rank_by, best["model"], rank_by,
+             best[rank_by], shown.to_string(index=False))  # fmt: skip
     return table
