@@ -23,7 +23,8 @@ TINY = {
     "models": {"A": MODEL_A, "B": {**MODEL_A, "optimizer": "adadelta", "regularization": {"l2": 1.0e-7}}},
     "analysis_model": "B",
     "plots": {"mass_dataset": "muonia", "turn_on_thresholds": [5.0, 10.0]},
-    "benchmark": {"batch_sizes": [1, 256], "threads": [1], "rows": 4096, "repeats": 1, "precision_rows": 1000},
+    "benchmark": {"batch_sizes": [1, 256], "threads": [1], "rows": 4096, "repeats": 1, "precision_rows": 1000,
+                  "sgemm_size": 256},
     "calibration": {"muons": 20000, "seed": 1, "bayes_muons": 20000, "bayes_seed": 2},
     "reweight": {"epochs": 2, "patience": 2},
     # off in the tiny runs (compiling takes seconds); test_training_workflow turns it on once

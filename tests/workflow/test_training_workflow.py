@@ -116,8 +116,11 @@ def test_onnx_export_and_table3(snakemake, trained):
     assert "max |diff|" in (workdir / "logs/export/B.log").read_text()
     table3 = pd.read_csv(workdir / "results/tables/table3.csv")
     assert set(table3.source) == {"measured", "paper (published)"}
-    measured = table3[table3.source == "measured"]
+    roofline = table3[table3.backend == "SGEMM roofline"]
+    assert len(roofline) == 2 and (roofline.gflops > 0).all()
+    measured = table3[(table3.source == "measured") & (table3.backend != "SGEMM roofline")]
     assert (measured.throughput_per_s > 0).all() and set(measured.batch_size) == {1, 256}
+    assert (measured.loc[measured.precision == "fp32", "roofline_fraction"] > 0).all()
     assert {"int8 (static QDQ)", "fp32"} <= set(measured.precision)
     assert (workdir / "results/plots/throughput.png").stat().st_size > 10_000
     int8 = pd.read_csv(workdir / "results/tables/int8_metrics.csv")
@@ -218,7 +221,7 @@ def test_search_trains_its_new_points_and_ranks_them_by_their_fold_metrics(snake
         folds = [prediction_metrics(pd.read_parquet(workdir / f"results/predictions/{row.model}/fold{k}.parquet"),
                                     windows) for k in (0, 1)]  # fmt: skip
         for metric in ("phi_rms", "pt_core", "eta_tail"):
-            assert getattr(row, metric) == pytest.approx(sum(f[metric] for f in folds) / 2, rel=1e-12)
+            assert getattr(row, metric) == pytest.approx(sum(f[metric] for f in folds) / 2, rel=1e-5)  # CSV: 6 digits
     assert table["phi_rms"].is_monotonic_increasing and table["phi_rms_rank"].tolist() == [1, 2]
     assert table.loc[0, "loss"] == ("logcosh" if table.loc[0, "model"] == "A" else "mse")
     assert "phi_rms" in table.loc[0, "best"].split(";")
