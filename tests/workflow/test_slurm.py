@@ -49,8 +49,14 @@ def slurm_tiny(tiny):
         "models": {"A": tiny["models"]["A"]},
         "analysis_model": "A",
         "plots": {"mass_dataset": None, "turn_on_thresholds": [5.0]},
-        "benchmark": {"batch_sizes": [256], "threads": [1], "rows": 1024, "repeats": 1, "precision_rows": 1000,
-                      "sgemm_size": 256},
+        "benchmark": {
+            "batch_sizes": [256],
+            "threads": [1],
+            "rows": 1024,
+            "repeats": 1,
+            "precision_rows": 1000,
+            "sgemm_size": 256,
+        },
         "calibration": {"muons": 10000, "seed": 1, "bayes_muons": 10000, "bayes_seed": 2},
     }
 
