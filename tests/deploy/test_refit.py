@@ -135,6 +135,27 @@ def test_optimised_and_exported_graphs_give_the_same_refit(refit_model, skim_fil
         refit_file(onnx_path, skim_file, tmp_path / "x.parquet", compression="bzip2")
 
 
+def test_a_graph_that_cannot_be_optimised_runs_as_exported(refit_model, skim_file, tmp_path, caplog):
+    """An export whose normalisation node reads a renamed constant: the same function, which optimize_onnx does not
+    recognise; the refit warns, runs the file's graph and says so in the output."""
+    model, onnx_path = refit_model
+    proto = onnx.load_model(str(onnx_path))
+    for init in proto.graph.initializer:
+        if init.name == "x_min":
+            init.name = "x_offset"
+    for node in proto.graph.node:
+        node.input[:] = ["x_offset" if name == "x_min" else name for name in node.input]
+    renamed = tmp_path / "renamed.onnx"
+    onnx.save_model(proto, str(renamed))
+    caplog.set_level(logging.WARNING, logger="l1refit")
+    counts = refit_file(renamed, skim_file, tmp_path / "out.parquet")
+    assert counts["graph"] == "exported" and "cannot be optimised" in caplog.text
+    assert pq.read_schema(tmp_path / "out.parquet").metadata[b"l1refit.refit.graph"] == b"exported"
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    expected = model.predict(pd.read_parquet(skim_file))
+    assert np.max(np.abs(out["refit_pt"] - expected["pred_pt"])) <= 1e-5
+
+
 def test_parquet_without_l1_floats_gets_them_from_the_hardware(refit_model, tmp_path):
     model, onnx_path = refit_model
     skim = _toy_skim(300, seed=2).drop(columns=list(PHYSICAL))

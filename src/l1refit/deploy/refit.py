@@ -145,8 +145,8 @@ def _optimised_session(path: Path, threads: int, exported: ort.InferenceSession)
     with tempfile.TemporaryDirectory(prefix="l1refit-refit-") as folder:
         try:
             optimised = optimize_onnx(path, Path(folder) / "optimised.onnx")
-        except (ValueError, RuntimeError) as err:
-            log.warning("%s: runs as exported, its graph cannot be optimised: %s", path, err)
+        except Exception as err:  # ValueError (structure), RuntimeError (not equivalent), onnx's checker: all safe
+            log.warning("%s: runs as exported, its graph cannot be optimised (%s: %s)", path, type(err).__name__, err)
             return exported, "exported"
         session = make_session(optimised, threads, CPU)
     log.info("%s: refitting with the optimised inference graph (l1refit.deploy.optimize)", path)
