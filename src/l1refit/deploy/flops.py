@@ -8,7 +8,6 @@ Table 3 reports measured GFLOP/s as a fraction of the measured SGEMM roofline (:
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import onnx
 
 from l1refit.deploy.optimize import PHYSICS_PREFIX
+from l1refit.deploy.roofline import usable_cores
 
 
 def mlp_flops(path: str | Path) -> int:
@@ -131,7 +131,7 @@ def cpu_peak(cpuinfo: str | None = None, cores: int | None = None) -> CpuPeak:
     number = int(fields.get("model", "-1") or -1)
     width = fma_width(fields.get("vendor_id", ""), family, number, model, "avx512f" in flags)
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cores = usable_cores()
     if width is None:
         return CpuPeak(model=model, cores=cores, ghz=ghz, isa=isa, fma_units=0, lanes=0,
                        microarchitecture=f"family {family} model {number}")  # fmt: skip

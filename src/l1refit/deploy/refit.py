@@ -305,7 +305,7 @@ def refit_file(
                 f"({n_muons / max(seconds, 1e-9) / 1e6:.2f} M muons/s)"
             )
     counts = {"muons": n_muons, "chunks": n_chunks, "seconds": time.perf_counter() - start, "format": fmt,
-              "graph": getattr(model, "graph", "firmware")}  # fmt: skip
+              "graph": model.graph}  # fmt: skip
     return counts | ({"entries": behind.total} if kind == "friend" else {})
 
 

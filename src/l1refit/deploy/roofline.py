@@ -23,25 +23,12 @@ from threadpoolctl import threadpool_info, threadpool_limits
 log = logging.getLogger(__name__)
 
 ROOFLINE_BACKEND = "SGEMM roofline"  # the backend of the roofline rows of Table 3
-SGEMM_SIZE = 2048  # square matrices: 17 GFLOP per multiply, far beyond every cache, hours of published figures
+SGEMM_SIZE = 2048  # square matrices: 17 GFLOP per multiply, far beyond every cache
 
 
 def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity), as the timing rows count them."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _numpy_multiply(a: np.ndarray, b: np.ndarray):
-    out = np.empty_like(a)
-    return lambda: np.matmul(a, b, out=out)
-
-
-def _torch_multiply(a: np.ndarray, b: np.ndarray):
-    import torch
-
-    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    out = torch.empty_like(ta)
-    return lambda: torch.mm(ta, tb, out=out)
 
 
 def _blas_name(library: str) -> str:
@@ -64,9 +51,14 @@ def _multiply(library: str, size: int):
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
     if library == "numpy":
-        return _numpy_multiply(a, b)
+        out = np.empty_like(a)
+        return lambda: np.matmul(a, b, out=out)
     if library == "torch":
-        return _torch_multiply(a, b)
+        import torch
+
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        out_t = torch.empty_like(ta)
+        return lambda: torch.mm(ta, tb, out=out_t)
     raise ValueError(f"library must be 'numpy' or 'torch', got {library!r}")
 
 
@@ -152,10 +144,10 @@ class Roofline:
 
     def rows(self) -> list[dict]:
         """The two measurements as Table-3 rows (``backend`` ``SGEMM roofline``; :func:`l1refit.deploy.table3.table3`
-        fills their ``gflops`` and fractions)."""
+        marks them measured and fills their fractions)."""
         return [
             {"backend": ROOFLINE_BACKEND, "precision": "fp32", "graph": "n/a", "device": f"{n} core(s)",
-             "threads": n, "sessions": 1, "gflops": g, "source": "measured", "config": f"{self.library}, SGEMM "
+             "threads": n, "sessions": 1, "gflops": g, "config": f"{self.library}, SGEMM "
              f"{self.size}x{self.size}, {n} core{'s' if n > 1 else ''}",
              "note": "the machine's FP32 matrix-multiply throughput; CPU rows' roofline_fraction divides by it"}
             for n, g in ((1, self.one_core_gflops), (self.cores, self.all_cores_gflops))

@@ -91,7 +91,7 @@ def table3(rows: Iterable[dict], *, include_paper: bool = True, peak: CpuPeak | 
     """
     rows = [dict(r) for r in rows]
     if roofline is not None:
-        rows += roofline.rows()
+        rows += [row | {"source": MEASURED} for row in roofline.rows()]
     if include_paper and not any(r.get("source") == PAPER_SOURCE for r in rows):
         rows += paper_rows()
     frame = pd.DataFrame(rows)

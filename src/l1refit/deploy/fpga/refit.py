@@ -33,6 +33,7 @@ class Firmware:
     metadata: dict[str, str] = field(default_factory=dict)
     threads: int = 1  # BLAS threads of the emulator's sums (more than the free cores is several times slower)
     dtype: ClassVar[np.dtype] = np.dtype(np.float64)  # the refit passes the integers as float64: nothing rounded
+    graph: ClassVar[str] = ENGINE  # what refit_file reports as the graph that ran
 
     @property
     def inputs(self) -> tuple[str, ...]:
