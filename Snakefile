@@ -35,6 +35,7 @@ include: "workflow/rules/export.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/fpga.smk"
 include: "workflow/rules/mass.smk"
+include: "workflow/rules/fakeid.smk"
 
 
 rule all:

@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
         "--firmware", metavar="DESIGN.json",
         help="FPGA design (results/fpga/{model}/design.json): refit with the emulated fixed-point firmware",
     )  # fmt: skip
+    ref.add_argument(
+        "--fakeid", metavar="F.onnx",
+        help="fake classifier (results/onnx/fakeid.onnx): adds fake_prob, the probability that a selected muon is fake",
+    )  # fmt: skip
     ref.add_argument("--format", choices=REFIT_FORMATS, help="expect this input format (default: detect it)")
     ref.add_argument(
         "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N",
@@ -184,6 +188,7 @@ def _refit(args) -> None:
         friend_tree=args.friend_tree,
         compression=args.compression,
         optimise=not args.exported_graph,
+        fakeid=args.fakeid,
     )
     entries = f"entries: {counts['entries']}, " if "entries" in counts else ""
     print(f"format: {counts['format']}, {entries}muons: {counts['muons']}, chunks: {counts['chunks']}, "

@@ -127,6 +127,40 @@ def test_onnx_export_and_table3(snakemake, trained):
     assert int8.model.tolist()[0] == "GMT" and len(int8) == 3
 
 
+def test_fake_identification(trained, tmp_path):
+    """The fake classifier's table against the out-of-fold probabilities, and `l1refit refit --fakeid`."""
+    import subprocess
+    import sys
+
+    from l1refit.analysis.fakeid import auc, quality_score
+
+    workdir, _ = trained
+    table = pd.read_csv(workdir / "results/tables/fakeid.csv")
+    oof = pd.read_parquet(workdir / "results/predictions/fakeid/oof.parquet")
+    candidates = pd.read_parquet(workdir / "results/skims/zerobias.candidates.parquet")
+    assert len(oof) == len(candidates) and set(oof["fold"]) == {0, 1} and 0 < candidates["is_fake"].mean() < 0.5
+    for fold, rows in oof.groupby("fold"):
+        for method, score in (("mlp", rows["fake_prob"]), ("quality", quality_score(rows))):
+            row = table[(table["method"] == method) & (table["fold"] == str(fold))]
+            assert row["auc"].item() == pytest.approx(auc(rows["is_fake"], score), abs=1e-6)
+    assert (workdir / "results/plots/fakeid_roc.png").stat().st_size > 10_000
+    # Figure 3 from every selected muon, before and after the cut: the cut only removes pairs
+    fits = pd.read_csv(workdir / "results/tables/resonances_fakeid.csv").set_index(["resonance", "source"])
+    assert set(fits.index.get_level_values("source")) == {"GMT", "NN", "GMT cut", "NN cut"}
+    for resonance in ("jpsi", "upsilon1s"):
+        for source in ("GMT", "NN"):
+            assert 0 < fits.loc[(resonance, f"{source} cut"), "entries"] <= fits.loc[(resonance, source), "entries"]
+    assert (workdir / "results/plots/fig3_fakeid.png").stat().st_size > 10_000
+    out = tmp_path / "refit.parquet"
+    cli = [sys.executable, "-m", "l1refit.cli", "refit", "--model", str(workdir / "results/onnx/B.onnx"),
+           "--fakeid", str(workdir / "results/onnx/fakeid.onnx"), str(workdir / "results/ntuples/zerobias/0.root"),
+           str(out)]  # fmt: skip
+    subprocess.run(cli, check=True, capture_output=True)
+    refit = pd.read_parquet(out)
+    assert refit["fake_prob"].notna().sum() == len(candidates)
+    assert refit["fake_prob"].between(0, 1).sum() == len(candidates)
+
+
 def test_report(snakemake, trained):
     workdir, config = trained
     snakemake(f"--configfile={config}", "--directory", str(workdir), "--report", "results/report.html")
@@ -146,7 +180,9 @@ def test_second_directory_gives_byte_identical_tables(snakemake, trained, tmp_pa
     snakemake("--cores", "2", f"--configfile={config}", "--directory", str(tmp_path), "all")
     tables = sorted(p.relative_to(workdir) for p in (workdir / "results/tables").glob("*.csv"))
     tables = [p for p in tables if p.name != "table3.csv"]
-    assert len(tables) == 9  # cutflows x2, calibration, tables 1 and 2, resonances, turn-on, int8, table2_muonia
+    # cutflows x2, calibration, tables 1 and 2, resonances, turn-on, int8, table2_muonia, fake-ID, its working points
+    # and its resonances
+    assert len(tables) == 12
     predictions = sorted(p.relative_to(workdir) for p in (workdir / "results/predictions").rglob("*.parquet"))
     for path in tables:
         assert (tmp_path / path).read_bytes() == (workdir / path).read_bytes(), path

@@ -67,6 +67,8 @@ PATHS = {
     "skim_part": "results/skims/{dataset}/{part}.parquet",
     "cutflow_part": "results/skims/{dataset}/{part}.cutflow.csv",
     "skim": "results/skims/{dataset}.parquet",
+    "candidates_part": "results/skims/{dataset}/{part}.candidates.parquet",
+    "candidates": "results/skims/{dataset}.candidates.parquet",
     "cutflow": "results/tables/cutflow_{dataset}.csv",
     "calibration": "results/tables/generator_calibration.csv",
     "propagation": "results/tables/propagation_accuracy.csv",
@@ -102,6 +104,15 @@ PATHS = {
     "table2_mass": "results/tables/table2_{dataset}",
     "search": "results/tables/search.csv",
     "search_plot": "results/plots/search",
+    "fakeid_model": "results/models/fakeid/{split}/model.pt",
+    "fakeid_history": "results/models/fakeid/{split}/history.csv",
+    "fakeid_oof": "results/predictions/fakeid/oof.parquet",
+    "fakeid_onnx": "results/onnx/fakeid.onnx",
+    "fakeid_table": "results/tables/fakeid.csv",
+    "fakeid_working_points": "results/tables/fakeid_working_points.csv",
+    "fakeid_roc": "results/plots/fakeid_roc",
+    "fakeid_mass_table": "results/tables/resonances_fakeid.csv",
+    "fakeid_mass_plot": "results/plots/fig3_fakeid",
 }
 QAT = config["fpga"]["enabled"] and config["fpga"]["qat"]["enabled"]
 # The mass dataset's own offline muons: its limit, its Table 2 and the reweighted network need them.
@@ -112,6 +123,14 @@ MASS_OFFLINE = (
 REWEIGHT = MASS_OFFLINE and config["reweight"]["enabled"]
 QAT_NAME = f"{ANALYSIS_MODEL}-QAT"
 TRAINING_SKIM = PATHS["skim"].format(dataset=TRAINING["dataset"])
+TRAINING_CANDIDATES = PATHS["candidates"].format(dataset=TRAINING["dataset"])
+# Fake identification needs the training dataset's offline muons (its labels).
+FAKEID = config["fakeid"]["enabled"] and (
+    configured_format(config["datasets"][TRAINING["dataset"]]) not in L1_ONLY_FORMATS
+)
+FAKEID_TRAINING = {
+    key: TRAINING[key] for key in ("dataset", "folds", "seed", "validation_fraction")
+}
 ANALYSIS_PREDICTIONS = expand(PATHS["predictions"], model=ANALYSIS_MODEL, fold=FOLDS)
 
 
@@ -226,7 +245,7 @@ def skim_l1_tree(wildcards):
 
 
 def skim_parts(kind):
-    """Input function: every part's skim ('skim_part') or cutflow ('cutflow_part') of a dataset."""
+    """Input function: every part's skim ('skim_part'), cutflow ('cutflow_part') or candidates of a dataset."""
 
     def parts(wildcards):
         return expand(
@@ -362,6 +381,13 @@ def mass_network_predictions():
     return path.format(model=ANALYSIS_MODEL, dataset=MASS_DATASET)
 
 
+def mass_network():
+    """The network that corrects the mass dataset: the reweighted one (reweight on), else the final one."""
+    if REWEIGHT:
+        return PATHS["reweighted_model"].format(model=ANALYSIS_MODEL, file="model.pt")
+    return trained("model.pt", "final").format(model=ANALYSIS_MODEL)
+
+
 def mass_sources():
     """{name: predictions on the mass dataset} of every source beside GMT: the networks, the firmware, the limit."""
     final = PATHS["dataset_predictions"].format(
@@ -431,4 +457,15 @@ def final_outputs():
         targets.append(
             PATHS["propagation"]
         )  # the offline muons are propagated: how well
+    if FAKEID:
+        targets += [
+            PATHS["fakeid_table"],
+            f"{PATHS['fakeid_roc']}.png",
+            PATHS["fakeid_onnx"],
+            *(
+                [PATHS["fakeid_mass_table"]]
+                if MASS_DATASET is not None and MODELS
+                else []
+            ),
+        ]
     return targets + training_outputs()

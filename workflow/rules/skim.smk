@@ -9,6 +9,7 @@ rule skim:
     output:
         parquet=PATHS["skim_part"],
         cutflow=PATHS["cutflow_part"],
+        candidates=PATHS["candidates_part"],
     log:
         "logs/skim/{dataset}/{part}.log",
     cache: True
@@ -35,8 +36,10 @@ rule merge:
     input:
         parts=skim_parts("skim_part"),
         cutflows=skim_parts("cutflow_part"),
+        candidate_parts=skim_parts("candidates_part"),
     output:
         parquet=PATHS["skim"],
+        candidates=PATHS["candidates"],
         cutflow=report(
             PATHS["cutflow"],
             caption="../report/cutflow.rst",

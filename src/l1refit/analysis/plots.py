@@ -139,6 +139,31 @@ def fig3_mass(masses: dict[str, np.ndarray], stem, *, model: str, mass_range: tu
     return fig
 
 
+def fake_cut_mass(masses: dict[str, np.ndarray], stem, *, cut: str, mass_range: tuple[float, float], bins: int,
+                  dataset: str, simulation: bool) -> Figure:  # fmt: skip
+    """Figure 3 from every selected L1 muon, as a scouting analysis sees them: GMT and NN dimuon masses before
+    (solid) and after (dashed) the fake-probability cut ``cut`` (text for the legend). ``masses``: ``GMT``, ``NN``,
+    ``GMT cut``, ``NN cut``."""
+    with cms_figure() as (fig, (ax,)):
+        for name, values in masses.items():
+            source, after = name.removesuffix(" cut"), name.endswith(" cut")
+            label = f"{source}, {cut}" if after else f"{source}, all selected muons"
+            mplhep.histplot(_mass_hist(values, bins, *mass_range), ax=ax, color=COLORS[source], lw=2, flow="none",
+                            ls="--" if after else "-", label=f"{label} ({len(values)} pairs)")  # fmt: skip
+        ax.set_yscale("log")
+        ax.set_ylim(top=ax.get_ylim()[1] * 20)
+        for key, pdgid in MASS_LINES.items():
+            m = pdg_mass(pdgid)
+            ax.axvline(m, color="dimgrey", ls=":", lw=1.5)
+            ax.text(m + 0.1, 0.03, LABELS[key], color="dimgrey", fontsize="small", transform=ax.get_xaxis_transform())
+        ax.set_xlim(*mass_range)
+        ax.set_ylabel(f"pairs / {(mass_range[1] - mass_range[0]) / bins:.2g} GeV")
+        ax.legend(loc="upper right", fontsize="x-small")
+        cms_label(ax, dataset, simulation)
+        save(fig, stem)
+    return fig
+
+
 def resonance_overlay(masses: dict[str, np.ndarray], fits: list[ResonanceFit], stem, *, model: str, dataset: str,
                       simulation: bool, nn_label: str | None = None) -> Figure:  # fmt: skip
     """One panel per resonance: each source's masses (points) in its fit window and the fitted curve."""

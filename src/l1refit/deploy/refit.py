@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from l1refit.deploy import friend
+from l1refit.deploy.fakeid import FakeId, event_groups, load_fakeid
 from l1refit.deploy.pipeline import WriteBehind, read_ahead
 from l1refit.deploy.readers import (
     ENTRY_COUNTS,
@@ -42,11 +43,13 @@ from l1refit.errors import L1RefitError
 from l1refit.formats import l1ntuple
 from l1refit.formats.output import PARQUET_OPTIONS, atomic_path
 from l1refit.logs import progress
+from l1refit.skim import neighbours
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 250_000  # 1.3x the muons/s of 1 M a chunk on one core, and less memory (bench_refit*.py)
 REFIT = ("refit_pt", "refit_eta", "refit_phi")
+FAKE_PROB = "fake_prob"  # the fake classifier's output column (refit_file(fakeid=...))
 COMPRESSIONS = ("snappy", "none", "lz4", "zstd", "gzip", "brotli")  # Parquet codecs of the output
 DEFAULT_COMPRESSION = "snappy"  # half the size of "none" for 2/3 of its writing speed (bench_refit.py)
 EXTRA_HARDWARE = ("hwQual", "tfMuonIndex")  # copied beside the model's inputs where the input has them
@@ -163,12 +166,31 @@ def _hardware(source: Source, model: Model) -> list[str]:
     return [name for name in names if name not in source.identity and name not in (*PHYSICAL, *REFIT)]
 
 
-def output_schema(source: Source, model: Model, input_path: str | os.PathLike, fmt: str) -> pa.Schema:
-    """Identity, hardware (model inputs, then :data:`EXTRA_HARDWARE`), ``l1_*`` and ``refit_*`` columns."""
+def _fakeid_columns(fake: FakeId, source: Source, input_path, fmt: str) -> list[str]:
+    """The columns the fake classifier reads; an input without them is an error naming what is missing."""
+    wanted = list(fake.columns)
+    if fmt == "parquet":
+        wanted += neighbours.COLUMNS
+        why = " (a Parquet input must be a candidate table of the skim: results/skims/<dataset>.candidates.parquet)"
+    else:
+        wanted.remove("tfMuonIndex")  # optional: the barrel is then |eta| < 0.83 at the station
+        why = ""
+    missing = [name for name in wanted if name not in source.columns]
+    if missing:
+        raise RefitError(f"{input_path} ({fmt}) lacks the column(s) {', '.join(missing)} that the fake classifier "
+                         f"{fake.path} needs{why}")  # fmt: skip
+    return [name for name in (*wanted, "tfMuonIndex") if name in source.columns]
+
+
+def output_schema(
+    source: Source, model: Model, input_path: str | os.PathLike, fmt: str, fake: FakeId | None = None
+) -> pa.Schema:
+    """Identity, hardware (model inputs, then :data:`EXTRA_HARDWARE`), ``l1_*``, ``refit_*`` and, with a fake
+    classifier, ``fake_prob`` columns."""
     hardware = _hardware(source, model)
     fields = [(name, dtype) for name, dtype in source.identity.items()]
     fields += [(name, source.columns[name]) for name in hardware]
-    fields += [(name, pa.float32()) for name in (*PHYSICAL, *REFIT)]
+    fields += [(name, pa.float32()) for name in (*PHYSICAL, *REFIT, *([FAKE_PROB] if fake else []))]
     metadata = {
         "l1refit.refit.model": str(model.path),
         "l1refit.refit.model_id": model.metadata.get("model_id", ""),
@@ -178,6 +200,8 @@ def output_schema(source: Source, model: Model, input_path: str | os.PathLike, f
         "l1refit.refit.input_format": fmt,
         "l1refit.refit.l1_from_hardware": json.dumps(source.physical_from_hardware),
     }
+    if fake is not None:
+        metadata["l1refit.refit.fakeid"] = str(fake.path)
     return pa.schema(fields, metadata | model.refit_metadata)
 
 
@@ -225,8 +249,13 @@ def refit_file(
     friend_tree: str = friend.DEFAULT_TREE,
     compression: str = DEFAULT_COMPRESSION,
     optimise: bool = True,
+    fakeid: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Refit every L1 muon of ``input_path`` with the exported model and write one Parquet row per muon.
+
+    With ``fakeid`` (an exported fake classifier, :mod:`l1refit.deploy.fakeid`) the output also has ``fake_prob``:
+    the probability that the muon is fake, for the muons that pass the skim's L1 selection (NaN for the others). A
+    Parquet input must then be a candidate table of the skim (it carries the neighbour features).
 
     With ``firmware`` (a design JSON, :mod:`l1refit.deploy.fpga.design`) instead of ``model_path`` (then None) the
     refit values are the emulated firmware's, bit for bit what the board computes; same inputs and outputs.
@@ -250,7 +279,7 @@ def refit_file(
         raise ValueError(f"chunk_size must be a positive number of rows, got {chunk_size}")
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
-    used = [Path(path).resolve() for path in (model_path, firmware, input_path) if path is not None]
+    used = [Path(path).resolve() for path in (model_path, firmware, fakeid, input_path) if path is not None]
     if Path(output_path).resolve() in used:
         raise RefitError(f"{output_path}: the output would overwrite the model or the input")
     kind = friend.output_kind(output_path)
@@ -274,7 +303,10 @@ def refit_file(
                 f"column(s) {', '.join(missing)} to compute them from"
             )
         needed += HARDWARE_FOR_PHYSICAL
-    schema = output_schema(source, model, input_path, fmt)
+    fake = None if fakeid is None else load_fakeid(fakeid, threads)
+    if fake is not None:
+        needed += _fakeid_columns(fake, source, input_path, fmt)
+    schema = output_schema(source, model, input_path, fmt, fake)
     hardware = _hardware(source, model)
     n_muons = n_chunks = 0
     start = time.perf_counter()
@@ -296,6 +328,8 @@ def refit_file(
             except InputError as err:
                 raise RefitError(f"{input_path} ({fmt}): chunk {n_chunks + 1}: {err}") from None
             rows |= {"refit_phi": corrected[:, 0], "refit_eta": corrected[:, 1], "refit_pt": corrected[:, 2]}
+            if fake is not None:
+                rows[FAKE_PROB] = fake(rows, event_groups(rows, source.identity))
             behind.submit(rows)
             n_muons += n
             n_chunks += 1

@@ -1,8 +1,11 @@
 """Synthetic L1Ntuple-layout files: ZeroBias and MuOnia events from the per-muon chain (docs/physics.md §4, §5),
-with the junk a real ntuple has (BX ±1 copies, unmatched fakes, overlap muons) so that the skim has real work.
+with the junk a real ntuple has (BX ±1 copies, unmatched fakes, overlap muons) so that the skim has real work, and
+the fake barrel L1 muons of :mod:`.fakes` (ghosts, out-of-time muons, punch-through; docs/physics.md §4.1).
 
 Files are made in blocks of :data:`BLOCK` events, each with its own random stream from (seed, part, block): the
-same seed gives identical files, another part independent draws, and memory stays bounded.
+same seed gives identical files, another part independent draws, and memory stays bounded. The fakes of
+:mod:`.fakes` draw from a second stream per block (:func:`fake_block_rng`), so their parameters never change the
+rest of the block.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from l1refit import scales
 from l1refit.formats import l1ntuple, nanoaod
+from l1refit.simulate import fakes
 from l1refit.simulate.chain import simulate_muons, tf_muon_index, zerobias_truth
 from l1refit.simulate.detector import Truth, power_law
 from l1refit.simulate.resonances import STATES, sample_dimuons
@@ -33,7 +37,7 @@ _OFFLINE_FIELDS = ("pt", "eta", "phi", "charge", "etaSt1", "phiSt1", "etaSt2", "
 
 
 def _fake_candidates(rng, n_events: int, gen: dict, luts: Luts) -> dict[str, np.ndarray]:
-    """Unmatched L1 candidates (ghosts, noise, other-BX leftovers): Poisson per event, barrel, soft pT."""
+    """Uniform-noise unmatched L1 candidates: Poisson per event, barrel, soft pT, quality 12 (the other fakes: §4.1)."""
     pop = gen["population"]
     counts = rng.poisson(gen["extras"]["unmatched_rate"], n_events)
     n = int(counts.sum())
@@ -50,8 +54,11 @@ def _fake_candidates(rng, n_events: int, gen: dict, luts: Luts) -> dict[str, np.
     }  # fmt: skip
 
 
-def _l1_candidates(rng, event, mu: dict, gen: dict, luts: Luts, n_events: int) -> dict[str, np.ndarray]:
-    """Real candidates, their BX ±1 copies and the fakes, sorted per event as the ntuple stores them."""
+def _l1_candidates(rng, event, mu: dict, gen: dict, luts: Luts, n_events: int, fake_rng) -> dict[str, np.ndarray]:
+    """Real candidates, their BX ±1 copies and the fakes, sorted per event as the ntuple stores them.
+
+    ``rng`` draws the copies and the noise candidates, ``fake_rng`` the fakes of :mod:`.fakes` (§4.1).
+    """
     has = mu["has_l1"]
     real = {
         "event": event[has], "hwPt": mu["l1_hwPt"][has], "hwEta": mu["l1_hwEta"][has], "hwPhi": mu["l1_hwPhi"][has],
@@ -62,7 +69,9 @@ def _l1_candidates(rng, event, mu: dict, gen: dict, luts: Luts, n_events: int) -
     copy = rng.random(real["event"].size) < gen["extras"]["bx_neighbour_prob"]
     neighbours = {k: v[copy] for k, v in real.items()}
     neighbours["bx"] = rng.choice(np.array([-1, 1], np.int16), int(copy.sum()))
-    parts = (real, neighbours, _fake_candidates(rng, n_events, gen, luts))
+    extra = fakes.fake_candidates(fake_rng, real, n_events, gen, luts)
+    extra = [{k: p[k].astype(real[k].dtype, copy=False) for k in real} for p in extra]  # never widen a column
+    parts = (real, neighbours, _fake_candidates(rng, n_events, gen, luts), *extra)
     cand = {k: np.concatenate([p[k] for p in parts]) for k in real}
     order = np.lexsort((-cand["hwQual"], -cand["hwPt"], cand["bx"], cand["event"]))
     cand = {k: v[order] for k, v in cand.items()}
@@ -104,12 +113,17 @@ def _assemble(event, mu: dict, cand: dict, n_events: int, first_event: int, rng)
     )
 
 
-def zerobias_block(rng, n_events: int, gen: dict, luts: Luts, first_event: int = 0) -> ak.Array:
-    """ZeroBias-like events: one muon from the §4 mixture, sometimes a second independent one."""
+def zerobias_block(rng, n_events: int, gen: dict, luts: Luts, first_event: int = 0, *, fake_rng=None) -> ak.Array:
+    """ZeroBias-like events: one muon from the §4 mixture, sometimes a second independent one.
+
+    ``fake_rng`` draws the fakes of §4.1 (default: :func:`fakes.stream` of ``rng``, the same as :func:`fake_block_rng`
+    for a :func:`block_rng` stream).
+    """
+    fake_rng = fakes.stream(rng) if fake_rng is None else fake_rng
     second = rng.random(n_events) < gen["population"]["second_muon_prob"]
     event = np.sort(np.concatenate([np.arange(n_events), np.flatnonzero(second)]))
     mu = simulate_muons(rng, zerobias_truth(rng, event.size, gen), gen, luts)
-    cand = _l1_candidates(rng, event, mu, gen, luts, n_events)
+    cand = _l1_candidates(rng, event, mu, gen, luts, n_events, fake_rng)
     return _assemble(event, mu, cand, n_events, first_event, rng)
 
 
@@ -130,8 +144,10 @@ def _hlt_accept(cfg: dict) -> Callable[[dict], np.ndarray]:
     return accept
 
 
-def muonia_block(rng, n_events: int, gen: dict, luts: Luts, first_event: int = 0) -> ak.Array:
-    """MuOnia-like events: one selected opposite-charge dimuon per event (resonance or continuum)."""
+def muonia_block(rng, n_events: int, gen: dict, luts: Luts, first_event: int = 0, *, fake_rng=None) -> ak.Array:
+    """MuOnia-like events: one selected opposite-charge dimuon per event (resonance or continuum); ``fake_rng`` as
+    in :func:`zerobias_block`."""
+    fake_rng = fakes.stream(rng) if fake_rng is None else fake_rng
     cfg = gen["muonia"]
     pt_min = {s: max(0.0, min(cfg["dimuon_pt_min"][s], cfg["leading_pt_min"] - 6.0) - 1.0) for s in STATES}
     dimu = sample_dimuons(rng, n_events, cfg["fractions"], accept=_hlt_accept(cfg), pt_min=pt_min)
@@ -143,7 +159,7 @@ def muonia_block(rng, n_events: int, gen: dict, luts: Luts, first_event: int = 0
     )
     event = np.repeat(np.arange(n_events), 2)
     mu = simulate_muons(rng, truth, gen, luts)
-    cand = _l1_candidates(rng, event, mu, gen, luts, n_events)
+    cand = _l1_candidates(rng, event, mu, gen, luts, n_events, fake_rng)
     return _assemble(event, mu, cand, n_events, first_event, rng)
 
 
@@ -154,6 +170,11 @@ LAYOUTS = {"l1ntuple": l1ntuple.Writer, "nanoaod": nanoaod.Writer}  # file layou
 def block_rng(seed: int, part: int, block: int) -> np.random.Generator:
     """Independent, reproducible stream per (dataset seed, file index, block index)."""
     return np.random.default_rng(np.random.SeedSequence([seed, part, block]))
+
+
+def fake_block_rng(seed: int, part: int, block: int) -> np.random.Generator:
+    """The stream of the fakes of §4.1 in that block: (seed, part, block, 1), independent of :func:`block_rng`'s."""
+    return np.random.default_rng(np.random.SeedSequence([seed, part, block, fakes.STREAM_KEY]))
 
 
 def generate_file(
@@ -180,6 +201,7 @@ def generate_file(
     with LAYOUTS[layout](path) as writer:
         for block, start in enumerate(range(0, n_events, BLOCK)):
             size = min(BLOCK, n_events - start)
-            events = make(block_rng(seed, part, block), size, gen, luts, first_event=part * n_events + start)
+            rng, fake_rng = block_rng(seed, part, block), fake_block_rng(seed, part, block)
+            events = make(rng, size, gen, luts, first_event=part * n_events + start, fake_rng=fake_rng)
             writer.extend(events)
             log.info("%s part %d: %d/%d events", population, part, start + size, n_events)

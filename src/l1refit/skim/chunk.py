@@ -7,6 +7,7 @@ which have no offline muons, give the selected L1 muons (the table the exported 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import awkward as ak
@@ -15,6 +16,7 @@ import pyarrow as pa
 from coffea.nanoevents.methods import candidate
 
 from l1refit.formats import l1ntuple
+from l1refit.skim import neighbours
 from l1refit.skim.matching import Matched, match_selected
 from l1refit.skim.selection import BMTF_ETA, Selected, Selection, select_l1, select_offline
 
@@ -69,9 +71,30 @@ def columns(l1_only: bool = False) -> dict[str, np.dtype]:
     return out
 
 
+def candidate_columns(l1_only: bool = False) -> dict[str, np.dtype]:
+    """The candidate table's columns: every selected L1 muon (matched or not) with its neighbour features
+    (:mod:`l1refit.skim.neighbours`) and, where the input has offline muons, ``is_fake``: no offline muon matched
+    it (the label of fake identification; an L1 muon whose offline muon fails the offline selection counts as fake).
+    """
+    event = _EVENT_COLUMNS["scouting" if l1_only else "l1ntuple"]
+    out = {**event, "part": _U2} | ({} if l1_only else {"entry": _U4})
+    out |= {name: dtype for name, (_, dtype) in _L1_COLUMNS.items()} | {"l1_index": _U1}
+    out |= neighbours.COLUMNS
+    return out if l1_only else out | {"is_fake": np.dtype(bool)}
+
+
+def _arrow_schema(cols: Mapping[str, np.dtype], metadata: Mapping[str, str] | None) -> pa.Schema:
+    return pa.schema([(name, pa.from_numpy_dtype(dtype)) for name, dtype in cols.items()], metadata)
+
+
 def schema(l1_only: bool = False, metadata: Mapping[str, str] | None = None) -> pa.Schema:
     """The Parquet schema of :func:`columns`, with optional key-value metadata (provenance)."""
-    return pa.schema([(name, pa.from_numpy_dtype(dtype)) for name, dtype in columns(l1_only).items()], metadata)
+    return _arrow_schema(columns(l1_only), metadata)
+
+
+def candidate_schema(l1_only: bool = False, metadata: Mapping[str, str] | None = None) -> pa.Schema:
+    """The Parquet schema of :func:`candidate_columns`."""
+    return _arrow_schema(candidate_columns(l1_only), metadata)
 
 
 def _field(source, field: str) -> np.ndarray:
@@ -81,7 +104,9 @@ def _field(source, field: str) -> np.ndarray:
     return source[field]
 
 
-def _rows(l1: Selected, offline: Selected, matched: Matched, l1_only: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _rows(
+    l1: Selected, offline: Selected | None, matched: Matched, l1_only: bool
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(chunk event of each row, per-muon skim columns): matched pairs, or every selected L1 muon (``l1_only``)."""
     pairs, kept = matched.pairs, matched.kept
     if l1_only:
@@ -100,13 +125,44 @@ def _rows(l1: Selected, offline: Selected, matched: Matched, l1_only: bool) -> t
     return event, out
 
 
+def _candidate_rows(l1: Selected, matched: Matched, l1_only: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(chunk event of each row, per-muon candidate columns): every selected L1 muon, its neighbours, its label
+    (``matched``: the one-to-one matching to the offline muons of ``selection.fake_offline_id``)."""
+    event, out = _rows(l1, None, matched, l1_only=True)
+    at = l1.position
+    out |= neighbours.neighbour_features(
+        l1.num, *(_field(l1.source, name)[at] for name in ("hwPhi", "hwEta", "hwQual", "hwPt"))
+    )
+    if not l1_only:
+        is_fake = np.ones(at.size, bool)
+        is_fake[matched.pairs.a[matched.kept]] = False
+        out["is_fake"] = is_fake
+    return event, out
+
+
+def _table(events: ak.Array, event: np.ndarray, out: dict, cols: Mapping[str, np.dtype], l1_only: bool, part: int,
+           first_entry: int) -> dict[str, np.ndarray]:  # fmt: skip
+    """The rows' event columns added to their muon columns, cast to ``cols``."""
+    out |= {name: ak.to_numpy(events[name])[event] for name in _EVENT_COLUMNS["scouting" if l1_only else "l1ntuple"]}
+    out["entry"] = first_entry + event
+    out["part"] = np.full(event.size, part)
+    return {name: out[name].astype(dtype, copy=False) for name, dtype in cols.items()}
+
+
 def skim_chunk(
-    events: ak.Array, sel: Selection, *, l1_only: bool = False, part: int = 0, first_entry: int = 0
-) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    events: ak.Array,
+    sel: Selection,
+    *,
+    l1_only: bool = False,
+    part: int = 0,
+    first_entry: int = 0,
+    candidates: bool = False,
+):
     """One chunk of events -> (the skim columns of :func:`columns`, its cutflow counts).
 
     Rows are matched pairs, or with ``l1_only`` every selected L1 muon. The matching runs in both cases (same
-    code path); ``first_entry`` is the file entry of the chunk's first event.
+    code path); ``first_entry`` is the file entry of the chunk's first event. With ``candidates`` the result is
+    (skim columns, candidate columns of :func:`candidate_columns`, counts).
     """
     l1, offline = select_l1(events, sel), select_offline(events, sel)
     matched = match_selected(l1, offline, sel.match_dr2_cut, sel.match_at)
@@ -124,10 +180,14 @@ def skim_chunk(
         "fake_match_rate": matched.n_fake,
     }
     event, out = _rows(l1, offline, matched, l1_only)
-    out |= {name: ak.to_numpy(events[name])[event] for name in _EVENT_COLUMNS["scouting" if l1_only else "l1ntuple"]}
-    out["entry"] = first_entry + event
-    out["part"] = np.full(event.size, part)
-    return {name: out[name].astype(dtype, copy=False) for name, dtype in columns(l1_only).items()}, counts
+    table = _table(events, event, out, columns(l1_only), l1_only, part, first_entry)
+    if not candidates:
+        return table, counts
+    if sel.fake_offline_id != sel.offline_id:
+        labelling = dataclasses.replace(sel, offline_id=sel.fake_offline_id)
+        matched = match_selected(l1, select_offline(events, labelling), sel.match_dr2_cut, sel.match_at)
+    event, out = _candidate_rows(l1, matched, l1_only)
+    return table, _table(events, event, out, candidate_columns(l1_only), l1_only, part, first_entry), counts
 
 
 _NO_OFFLINE = {

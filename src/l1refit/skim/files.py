@@ -23,7 +23,7 @@ from l1refit.errors import ConfigError, FormatError
 from l1refit.formats import l1ntuple, l1scouting, nanoaod, scouting
 from l1refit.formats.output import PARQUET_OPTIONS, atomic_path
 from l1refit.formats.registry import EVENT_FORMATS, L1_ONLY_FORMATS, L1SCOUTING_FORMATS, detect_format
-from l1refit.skim.chunk import MAX_PART, l1scouting_events, schema, scouting_events, skim_chunk
+from l1refit.skim.chunk import MAX_PART, candidate_schema, l1scouting_events, schema, scouting_events, skim_chunk
 from l1refit.skim.cutflow import CUTFLOW, cutflow_frame, read_cutflow, step_descriptions, sum_cutflows
 from l1refit.skim.propagate import Propagator, with_station2
 from l1refit.skim.selection import Selection
@@ -83,13 +83,15 @@ def skim_file(
     chunk_bytes: int = scouting.DEFAULT_CHUNK_BYTES,
     l1_tree: str | None = None,
     part: int = 0,
+    out_candidates: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Skim one input file chunk by chunk into ``out_parquet`` and ``out_cutflow``; return the cutflow.
 
     The Parquet columns are those of :func:`~l1refit.skim.chunk.columns`: one row per matched pair for L1Ntuples,
-    one per selected L1 muon for scouting files (no offline muons). Both outputs appear only if the whole file was
-    read (written through :func:`atomic_path`); a missing file or one of another format is an error naming it.
-    ``l1_tree`` picks the L1Ntuple's L1 tree (default: unpacked).
+    one per selected L1 muon for scouting files (no offline muons). ``out_candidates``, if given, gets every
+    selected L1 muon with its neighbour features and fake label (:func:`~l1refit.skim.chunk.candidate_columns`).
+    The outputs appear only if the whole file was read (written through :func:`atomic_path`); a missing file or one
+    of another format is an error naming it. ``l1_tree`` picks the L1Ntuple's L1 tree (default: unpacked).
     """
     sel = selection if isinstance(selection, Selection) else Selection.from_config(selection)
     if not 0 <= part <= MAX_PART:
@@ -100,22 +102,49 @@ def skim_file(
     provenance = {"l1refit.format": fmt, "l1refit.selection": json.dumps(dataclasses.asdict(sel))}
     totals = dict.fromkeys((step for step, _ in CUTFLOW), 0)
     start = time.perf_counter()
-    with atomic_path(out_parquet) as tmp_parquet, atomic_path(out_cutflow) as tmp_cutflow:
-        with pq.ParquetWriter(tmp_parquet, schema(l1_only, provenance), **PARQUET_OPTIONS) as writer:
-            for k, events in enumerate(_event_chunks(path, fmt, step_size, chunk_bytes, l1_tree, sel)):
-                table, counts = skim_chunk(events, sel, l1_only=l1_only, part=part, first_entry=totals["events"])
-                for step, n in counts.items():
-                    totals[step] += n
-                rows = len(table["hwPt"])
-                if rows:
-                    writer.write_table(pa.table(table, schema=writer.schema))
-                log.info(
-                    "%s: chunk %d: %d events, %d L1 muons, %d rows; total %d events in %.1f s",
-                    path, k, counts["events"], counts["l1_all"], rows, totals["events"], time.perf_counter() - start,
-                )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        tmp_parquet, tmp_cutflow = (stack.enter_context(atomic_path(p)) for p in (out_parquet, out_cutflow))
+        writer = stack.enter_context(pq.ParquetWriter(tmp_parquet, schema(l1_only, provenance), **PARQUET_OPTIONS))
+        cand_writer = None
+        if out_candidates is not None:
+            tmp_candidates = stack.enter_context(atomic_path(out_candidates))
+            cand_schema = candidate_schema(l1_only, provenance)
+            cand_writer = stack.enter_context(pq.ParquetWriter(tmp_candidates, cand_schema, **PARQUET_OPTIONS))
+        for k, events in enumerate(_event_chunks(path, fmt, step_size, chunk_bytes, l1_tree, sel)):
+            table, *candidates, counts = skim_chunk(
+                events, sel, l1_only=l1_only, part=part, first_entry=totals["events"], candidates=bool(cand_writer)
+            )
+            for step, n in counts.items():
+                totals[step] += n
+            rows = len(table["hwPt"])
+            if rows:
+                writer.write_table(pa.table(table, schema=writer.schema))
+            if cand_writer is not None and len(candidates[0]["hwPt"]):
+                cand_writer.write_table(pa.table(candidates[0], schema=cand_writer.schema))
+            log.info(
+                "%s: chunk %d: %d events, %d L1 muons, %d rows; total %d events in %.1f s",
+                path, k, counts["events"], counts["l1_all"], rows, totals["events"], time.perf_counter() - start,
+            )  # fmt: skip
         cutflow = cutflow_frame(totals, descriptions)
         cutflow.to_csv(tmp_cutflow, index=False)
     return cutflow
+
+
+def merge_parquet(parts: Sequence[str | os.PathLike], out_parquet: str | os.PathLike) -> None:
+    """Concatenate per-file Parquet tables row group by row group (never a whole file in memory), atomically.
+
+    The parts must have the same columns, input format and selection (kept in the Parquet metadata).
+    """
+    if not parts:
+        raise ValueError("need at least one part to merge")
+    first = pq.read_schema(parts[0])
+    with atomic_path(out_parquet) as tmp_parquet, pq.ParquetWriter(tmp_parquet, first, **PARQUET_OPTIONS) as writer:
+        for part in parts:
+            with contextlib.closing(pq.ParquetFile(part)) as file:
+                if not file.schema_arrow.equals(first, check_metadata=True):
+                    raise FormatError(part, f"its columns or its selection differ from those of {parts[0]}")
+                for group in range(file.num_row_groups):
+                    writer.write_table(file.read_row_group(group))
 
 
 def merge_skims(
@@ -124,21 +153,11 @@ def merge_skims(
     cutflows: Sequence[str | os.PathLike],
     out_cutflow: str | os.PathLike,
 ) -> pd.DataFrame:
-    """Concatenate per-file skims row group by row group (never a whole file in memory) and sum their cutflows.
-
-    The parts must have the same columns, input format and selection (kept in the Parquet metadata).
-    """
+    """Concatenate per-file skims (:func:`merge_parquet`) and sum their cutflows."""
     if not parts or len(parts) != len(cutflows):
         raise ValueError(f"need one cutflow per part and at least one part, got {len(parts)} and {len(cutflows)}")
-    first = pq.read_schema(parts[0])
-    with atomic_path(out_parquet) as tmp_parquet, atomic_path(out_cutflow) as tmp_cutflow:
-        with pq.ParquetWriter(tmp_parquet, first, **PARQUET_OPTIONS) as writer:
-            for part in parts:
-                with contextlib.closing(pq.ParquetFile(part)) as file:
-                    if not file.schema_arrow.equals(first, check_metadata=True):
-                        raise FormatError(part, f"its columns or its selection differ from those of {parts[0]}")
-                    for group in range(file.num_row_groups):
-                        writer.write_table(file.read_row_group(group))
+    with atomic_path(out_cutflow) as tmp_cutflow:
+        merge_parquet(parts, out_parquet)
         cutflow = sum_cutflows([read_cutflow(path) for path in cutflows])
         cutflow.to_csv(tmp_cutflow, index=False)
     return cutflow

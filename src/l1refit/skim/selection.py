@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ class Selection:
     min_quality``, ``l1_pt[0] < pt < l1_pt[1]`` (exclusive, as the paper writes it: 2.5 < pT < 45 GeV). Offline
     muons (``Muon``): valid station-2 coordinates (CMSSW stores −9999 where the propagation failed), the
     ``offline_id`` flag, ``pt >= offline_min_pt``. Pairs: ΔR² < ``match_dr2`` at station 2 (the paper: 0.01).
+    ``fake_offline_id`` is the ID of the offline muons that label an L1 muon real in the candidate table.
 
     ``min_quality`` defaults to 12, the uGT single-muon working point (``hwQual >= 12``; the L1T DQM's tightest
     class, docs/formats.md §6). The paper does not state a quality cut; 12 keeps the well-measured tracks (lower
@@ -45,6 +46,7 @@ class Selection:
     l1_pt: tuple[float, float]
     match_dr2: float
     offline_id: str
+    fake_offline_id: str
     offline_min_pt: float
     match_at: str
     vertex_match_dr2: float
@@ -64,8 +66,9 @@ class Selection:
             raise ConfigError(f"selection.match_at: {self.match_at!r} is not one of {', '.join(MATCH_AT)}")
         if not self.vertex_match_dr2 > 0:
             raise ConfigError(f"selection.vertex_match_dr2: must be positive, got {self.vertex_match_dr2}")
-        if self.offline_id not in OFFLINE_IDS:
-            raise ConfigError(f"selection.offline_id: {self.offline_id!r} is not one of {', '.join(OFFLINE_IDS)}")
+        for key in ("offline_id", "fake_offline_id"):
+            if getattr(self, key) not in OFFLINE_IDS:
+                raise ConfigError(f"selection.{key}: {getattr(self, key)!r} is not one of {', '.join(OFFLINE_IDS)}")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> Selection:
@@ -147,23 +150,28 @@ def barrel_by_eta(events: ak.Array) -> bool:
     return "tfMuonIndex" not in ak.fields(events["L1Mu"])
 
 
+def l1_steps(field: Callable[[str], np.ndarray], sel: Selection, by_eta: bool) -> dict[str, np.ndarray]:
+    """The L1 cuts as flat masks, in cutflow order; ``field`` gives an L1 field (``bx``, ``tfMuonIndex`` or, with
+    ``by_eta``, ``etaSt2``, ``hwQual``, ``pt``) as a flat array. Shared by the skim and the refit's fake-ID."""
+    lo, hi = sel.tf_muon_index
+    pt_lo, pt_hi = sel.l1_pt
+    pt = field("pt")
+    if by_eta:
+        barrel = np.abs(field("etaSt2")) < BMTF_ETA
+    else:
+        barrel = (field("tfMuonIndex") >= lo) & (field("tfMuonIndex") <= hi)
+    return {
+        "l1_bx": field("bx") == sel.bx,
+        "l1_barrel": barrel,
+        "l1_quality": field("hwQual") >= sel.min_quality,
+        "l1_pt": (pt > pt_lo) & (pt < pt_hi),
+    }
+
+
 def select_l1(events: ak.Array, sel: Selection) -> Selected:
     """The L1 muons of BX ``sel.bx`` from the BMTF with ``hwQual >= min_quality`` and ``low < pt < high``."""
     l1 = Columns(events["L1Mu"])
-    lo, hi = sel.tf_muon_index
-    pt_lo, pt_hi = sel.l1_pt
-    pt = l1["pt"]
-    if barrel_by_eta(events):
-        barrel = np.abs(l1["etaSt2"]) < BMTF_ETA
-    else:
-        barrel = (l1["tfMuonIndex"] >= lo) & (l1["tfMuonIndex"] <= hi)
-    steps = {
-        "l1_bx": l1["bx"] == sel.bx,
-        "l1_barrel": barrel,
-        "l1_quality": l1["hwQual"] >= sel.min_quality,
-        "l1_pt": (pt > pt_lo) & (pt < pt_hi),
-    }
-    return _apply(l1, "l1_all", steps)
+    return _apply(l1, "l1_all", l1_steps(l1.__getitem__, sel, barrel_by_eta(events)))
 
 
 def select_offline(events: ak.Array, sel: Selection) -> Selected:

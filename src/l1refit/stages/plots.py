@@ -25,7 +25,7 @@ from l1refit.stages.folds import with_predictions, write_predictions
 log = logging.getLogger(__name__)
 
 
-def _stem(png: str, pdf: str) -> str:
+def figure_stem(png: str, pdf: str) -> str:
     """The common stem of a figure's PNG and PDF outputs (the plot functions write both beside each other)."""
     stem = Path(png).with_suffix("")
     if Path(pdf).with_suffix("") != stem or Path(png).suffix != ".png" or Path(pdf).suffix != ".pdf":
@@ -59,8 +59,8 @@ def fig2(*, predictions: list[str], model: str, metrics: dict, dataset: str, sim
         for v in ("pt", "eta", "phi"):
             df[f"fpga_{v}"] = firmware[f"pred_{v}"].to_numpy()
     min_pt = float(metrics["fig2_min_l1_pt"])
-    _, rms = fig2_residuals(df, _stem(png, pdf), model=model, windows=Windows.from_config(metrics), min_l1_pt=min_pt,
-                            dataset=dataset, simulation=simulation)  # fmt: skip
+    _, rms = fig2_residuals(df, figure_stem(png, pdf), model=model, windows=Windows.from_config(metrics),
+                            min_l1_pt=min_pt, dataset=dataset, simulation=simulation)  # fmt: skip
     log.info("Figure 2: %d muons with L1 pT >= %g GeV; RMS %s", int((df["l1_pt"] >= min_pt).sum()), min_pt, rms)
 
 
@@ -94,11 +94,11 @@ def dimuon(*, predictions: str, model: str, plots: dict, dataset: str, simulatio
     low, high = (float(v) for v in plots["mass_range"])
     shown = {s: m for s, m in masses.items() if s in FIGURE_SOURCES}
     nn_label = f"NN ({model}, reweighted to {dataset})" if zerobias_predictions is not None else None
-    fig3_mass(shown, _stem(fig3_png, fig3_pdf), model=model, mass_range=(low, high), bins=plots["mass_bins"],
+    fig3_mass(shown, figure_stem(fig3_png, fig3_pdf), model=model, mass_range=(low, high), bins=plots["mass_bins"],
               dataset=dataset, simulation=simulation, nn_label=nn_label)  # fmt: skip
     fits_table, fits = fit_table(masses, plots["resonances"])
     write_csv(fits_table, table)
-    resonance_overlay(shown, [f for f in fits if f.source in FIGURE_SOURCES], _stem(overlay_png, overlay_pdf),
+    resonance_overlay(shown, [f for f in fits if f.source in FIGURE_SOURCES], figure_stem(overlay_png, overlay_pdf),
                       model=model, dataset=dataset, simulation=simulation, nn_label=nn_label)  # fmt: skip
     with pd.option_context("display.width", 200):
         log.info("resonances:\n%s", fits_table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -115,6 +115,6 @@ def turn_on(*, predictions: list[str], model: str, plots: dict, dataset: str, si
     edges = np.linspace(float(low), float(high), int(plots["turn_on_bins"]) + 1)
     curves = turn_on_table(df, plots["turn_on_thresholds"], edges, {"GMT": "l1_pt", "NN": "pred_pt"})
     write_csv(curves, table)
-    turn_on_plot(curves, _stem(png, pdf), model=model, dataset=dataset, simulation=simulation)
+    turn_on_plot(curves, figure_stem(png, pdf), model=model, dataset=dataset, simulation=simulation)
     log.info("turn-on curves of %d muons, thresholds %s GeV", len(df), list(plots["turn_on_thresholds"]))
     return curves
