@@ -32,9 +32,11 @@ TINY = {
              "precisions": ["ap_fixed<12,6,AP_RND,AP_SAT>;dense4.result=ap_fixed<14,8,AP_RND,AP_SAT>"],
              "qat": {"epochs": 1}},
 }  # fmt: skip
-# One dataset, one model, two folds, one epoch, no mass plots: every stage but Figure 3 still runs.
+# One dataset, one model, two folds, one epoch, no mass plots: every stage but Figure 3 and fake identification runs
+# (the fake classifier's jobs run in the TINY runs).
 SMALL = {
     **TINY,
+    "fakeid": {"enabled": False},
     "datasets": {"zerobias": TINY["datasets"]["zerobias"]},
     "training": {**TINY["training"], "epochs": 1},
     "models": {"A": MODEL_A},

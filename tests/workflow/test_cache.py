@@ -17,7 +17,8 @@ pytestmark = pytest.mark.workflow
 # Every output of the cacheable jobs of SMALL, with the log each job writes when it runs.
 CACHED_OUTPUTS = {
     "generate": (["results/ntuples/zerobias/0.root"], "logs/generate/zerobias/0.log"),
-    "skim": (["results/skims/zerobias/0.parquet", "results/skims/zerobias/0.cutflow.csv"], "logs/skim/zerobias/0.log"),
+    "skim": (["results/skims/zerobias/0.parquet", "results/skims/zerobias/0.cutflow.csv",
+              "results/skims/zerobias/0.candidates.parquet"], "logs/skim/zerobias/0.log"),
     **{
         f"train {sub}": ([f"results/models/A/{sub}/{name}" for name in ("model.pt", "history.csv", "loss.png")],
                          f"logs/train/A/{sub}.log")

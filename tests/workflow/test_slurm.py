@@ -47,6 +47,7 @@ def slurm_tiny(tiny):
         "datasets": {"zerobias": {**tiny["datasets"]["zerobias"], "events_per_file": 4000}},
         "training": {**tiny["training"], "epochs": 1},
         "models": {"A": tiny["models"]["A"]},
+        "fakeid": {"enabled": False},
         "analysis_model": "A",
         "plots": {"mass_dataset": None, "turn_on_thresholds": [5.0]},
         "benchmark": {

@@ -124,9 +124,14 @@ REWEIGHT = MASS_OFFLINE and config["reweight"]["enabled"]
 QAT_NAME = f"{ANALYSIS_MODEL}-QAT"
 TRAINING_SKIM = PATHS["skim"].format(dataset=TRAINING["dataset"])
 TRAINING_CANDIDATES = PATHS["candidates"].format(dataset=TRAINING["dataset"])
-# Fake identification needs the training dataset's offline muons (its labels).
-FAKEID = config["fakeid"]["enabled"] and (
-    configured_format(config["datasets"][TRAINING["dataset"]]) not in L1_ONLY_FORMATS
+# Fake identification is part of the training (no models: no training) and needs the training dataset's offline
+# muons (its labels).
+FAKEID = (
+    config["fakeid"]["enabled"]
+    and bool(MODELS)
+    and TRAINING["dataset"] in config["datasets"]
+    and configured_format(config["datasets"][TRAINING["dataset"]])
+    not in L1_ONLY_FORMATS
 )
 FAKEID_TRAINING = {
     key: TRAINING[key] for key in ("dataset", "folds", "seed", "validation_fraction")
@@ -462,10 +467,6 @@ def final_outputs():
             PATHS["fakeid_table"],
             f"{PATHS['fakeid_roc']}.png",
             PATHS["fakeid_onnx"],
-            *(
-                [PATHS["fakeid_mass_table"]]
-                if MASS_DATASET is not None and MODELS
-                else []
-            ),
+            *([PATHS["fakeid_mass_table"]] if MASS_DATASET is not None else []),
         ]
     return targets + training_outputs()
