@@ -113,18 +113,14 @@ def _mass_hist(values: np.ndarray, bins: int, low: float, high: float) -> hist.H
     return h
 
 
-def fig3_mass(masses: dict[str, np.ndarray], stem, *, model: str, mass_range: tuple[float, float], bins: int,
-              dataset: str, simulation: bool, nn_label: str | None = None) -> Figure:  # fmt: skip
-    """Paper Figure 3: opposite-charge dimuon mass from GMT, network-corrected and offline values.
-
-    Dotted lines: the φ, J/ψ and Υ(1S) masses from the ``particle`` package.
-    """
-    names = {"GMT": "GMT", "NN": nn_label or f"NN (model {model})", "offline": "offline",
-             "FPGA": f"FPGA firmware ({model})", "limit": "limit (per-cell optimum)"}  # fmt: skip
+def _mass_figure(curves: list[tuple[np.ndarray, str, str, str]], stem, *, mass_range: tuple[float, float], bins: int,
+                 dataset: str, simulation: bool, legend_size: str = "small") -> Figure:  # fmt: skip
+    """Dimuon mass histograms ``(masses, colour, label, line style)`` on a log scale with the PDG φ, J/ψ and Υ(1S)
+    masses (``particle`` package) as dotted lines; saved as ``stem``.png and .pdf."""
     with cms_figure() as (fig, (ax,)):
-        for src, values in masses.items():
-            mplhep.histplot(_mass_hist(values, bins, *mass_range), ax=ax, color=COLORS[src], lw=2, flow="none",
-                            label=f"{names[src]} ({len(values)} pairs)")  # fmt: skip
+        for values, colour, label, style in curves:
+            mplhep.histplot(_mass_hist(values, bins, *mass_range), ax=ax, color=colour, lw=2, flow="none", ls=style,
+                            label=f"{label} ({len(values)} pairs)")  # fmt: skip
         ax.set_yscale("log")
         ax.set_ylim(top=ax.get_ylim()[1] * 20)
         for key, pdgid in MASS_LINES.items():
@@ -133,10 +129,19 @@ def fig3_mass(masses: dict[str, np.ndarray], stem, *, model: str, mass_range: tu
             ax.text(m + 0.1, 0.03, LABELS[key], color="dimgrey", fontsize="small", transform=ax.get_xaxis_transform())
         ax.set_xlim(*mass_range)
         ax.set_ylabel(f"pairs / {(mass_range[1] - mass_range[0]) / bins:.2g} GeV")
-        ax.legend(loc="upper right", fontsize="small")
+        ax.legend(loc="upper right", fontsize=legend_size)
         cms_label(ax, dataset, simulation)
         save(fig, stem)
     return fig
+
+
+def fig3_mass(masses: dict[str, np.ndarray], stem, *, model: str, mass_range: tuple[float, float], bins: int,
+              dataset: str, simulation: bool, nn_label: str | None = None) -> Figure:  # fmt: skip
+    """Paper Figure 3: opposite-charge dimuon mass from GMT, network-corrected and offline values."""
+    names = {"GMT": "GMT", "NN": nn_label or f"NN (model {model})", "offline": "offline",
+             "FPGA": f"FPGA firmware ({model})", "limit": "limit (per-cell optimum)"}  # fmt: skip
+    curves = [(values, COLORS[src], names[src], "-") for src, values in masses.items()]
+    return _mass_figure(curves, stem, mass_range=mass_range, bins=bins, dataset=dataset, simulation=simulation)
 
 
 def fake_cut_mass(masses: dict[str, np.ndarray], stem, *, cut: str, mass_range: tuple[float, float], bins: int,
@@ -144,24 +149,13 @@ def fake_cut_mass(masses: dict[str, np.ndarray], stem, *, cut: str, mass_range: 
     """Figure 3 from every selected L1 muon, as a scouting analysis sees them: GMT and NN dimuon masses before
     (solid) and after (dashed) the fake-probability cut ``cut`` (text for the legend). ``masses``: ``GMT``, ``NN``,
     ``GMT cut``, ``NN cut``."""
-    with cms_figure() as (fig, (ax,)):
-        for name, values in masses.items():
-            source, after = name.removesuffix(" cut"), name.endswith(" cut")
-            label = f"{source}, {cut}" if after else f"{source}, all selected muons"
-            mplhep.histplot(_mass_hist(values, bins, *mass_range), ax=ax, color=COLORS[source], lw=2, flow="none",
-                            ls="--" if after else "-", label=f"{label} ({len(values)} pairs)")  # fmt: skip
-        ax.set_yscale("log")
-        ax.set_ylim(top=ax.get_ylim()[1] * 20)
-        for key, pdgid in MASS_LINES.items():
-            m = pdg_mass(pdgid)
-            ax.axvline(m, color="dimgrey", ls=":", lw=1.5)
-            ax.text(m + 0.1, 0.03, LABELS[key], color="dimgrey", fontsize="small", transform=ax.get_xaxis_transform())
-        ax.set_xlim(*mass_range)
-        ax.set_ylabel(f"pairs / {(mass_range[1] - mass_range[0]) / bins:.2g} GeV")
-        ax.legend(loc="upper right", fontsize="x-small")
-        cms_label(ax, dataset, simulation)
-        save(fig, stem)
-    return fig
+    curves = []
+    for name, values in masses.items():
+        source, after = name.removesuffix(" cut"), name.endswith(" cut")
+        label = f"{source}, {cut}" if after else f"{source}, all selected muons"
+        curves.append((values, COLORS[source], label, "--" if after else "-"))
+    return _mass_figure(curves, stem, mass_range=mass_range, bins=bins, dataset=dataset, simulation=simulation,
+                        legend_size="x-small")  # fmt: skip
 
 
 def resonance_overlay(masses: dict[str, np.ndarray], fits: list[ResonanceFit], stem, *, model: str, dataset: str,
