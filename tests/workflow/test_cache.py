@@ -69,8 +69,9 @@ def first_outputs():
 def test_first_directory_fills_the_cache(cached_runs):
     a, cache = cached_runs["a"], cached_runs["cache"]
     text = cached_runs["run_a"].stdout + cached_runs["run_a"].stderr
-    # 1 ntuple + 2 skim files + 3 x (model, history, plot): one entry per output, named by the job's key
-    assert len(cached_runs["entries_a"]) == 12, cached_runs["entries_a"]
+    # 1 ntuple + 3 skim files (skim, cutflow, candidates) + 3 x (model, history, plot): one entry per output, named
+    # by the job's key
+    assert len(cached_runs["entries_a"]) == sum(len(outputs) for outputs, _ in CACHED_OUTPUTS.values()) == 13
     for outputs, log in CACHED_OUTPUTS.values():
         assert (a / log).stat().st_size > 0, log  # the job ran here and wrote its progress
         for path in outputs:

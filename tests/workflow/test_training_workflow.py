@@ -144,12 +144,19 @@ def test_fake_identification(trained, tmp_path):
             row = table[(table["method"] == method) & (table["fold"] == str(fold))]
             assert row["auc"].item() == pytest.approx(auc(rows["is_fake"], score), abs=1e-6)
     assert (workdir / "results/plots/fakeid_roc.png").stat().st_size > 10_000
+    # the regression's out-of-fold predictions carry the same fold's fake probability of each muon
+    keys = ["part", "entry", "l1_index"]
+    for model in ("A", "B"):
+        pred = pd.concat(pd.read_parquet(workdir / f"results/predictions/{model}/fold{k}.parquet") for k in (0, 1))
+        both = pred.merge(oof, on=keys, suffixes=("", "_oof"))
+        assert len(both) == len(pred) and (both["fake_prob"] == both["fake_prob_oof"]).all()
+    mass = pd.read_parquet(workdir / "results/predictions/B/reweighted/muonia.parquet")
+    assert mass["fake_prob"].between(0, 1).all()
     # Figure 3 from every selected muon, before and after the cut: the cut only removes pairs
     fits = pd.read_csv(workdir / "results/tables/resonances_fakeid.csv").set_index(["resonance", "source"])
-    assert set(fits.index.get_level_values("source")) == {"GMT", "NN", "GMT cut", "NN cut"}
+    assert set(fits.index.get_level_values("source")) == {"NN", "NN cut"}
     for resonance in ("jpsi", "upsilon1s"):
-        for source in ("GMT", "NN"):
-            assert 0 < fits.loc[(resonance, f"{source} cut"), "entries"] <= fits.loc[(resonance, source), "entries"]
+        assert 0 < fits.loc[(resonance, "NN cut"), "entries"] <= fits.loc[(resonance, "NN"), "entries"]
     assert (workdir / "results/plots/fig3_fakeid.png").stat().st_size > 10_000
     out = tmp_path / "refit.parquet"
     cli = [sys.executable, "-m", "l1refit.cli", "refit", "--model", str(workdir / "results/onnx/B.onnx"),

@@ -386,6 +386,25 @@ def mass_network_predictions():
     return path.format(model=ANALYSIS_MODEL, dataset=MASS_DATASET)
 
 
+def fake_prob_input(split, dataset=None):
+    """Input function of a prediction rule: the fake classifier of ``split`` and the dataset's candidate table
+    (the training dataset's, or the ``dataset`` wildcard's), so the predictions get ``fake_prob``; nothing when
+    fake identification is off."""
+
+    def inputs(wildcards):
+        if not FAKEID:
+            return {}
+        name = dataset or wildcards.dataset
+        return {
+            "candidates": PATHS["candidates"].format(dataset=name),
+            "classifier": PATHS["fakeid_model"].format(
+                split=split.format(**dict(wildcards.items()))
+            ),
+        }
+
+    return inputs
+
+
 def mass_network():
     """The network that corrects the mass dataset: the reweighted one (reweight on), else the final one."""
     if REWEIGHT:

@@ -38,6 +38,7 @@ rule train_reweighted:
 
 rule predict_reweighted:
     input:
+        unpack(fake_prob_input("final")),
         model=PATHS["reweighted_model"].replace("{file}", "model.pt"),
         skim=PATHS["skim"],
     output:

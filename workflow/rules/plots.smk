@@ -5,6 +5,7 @@
 
 rule predict_dataset:
     input:
+        unpack(fake_prob_input("final")),
         model=trained("model.pt", "final"),
         skim=PATHS["skim"],
     output:

@@ -37,6 +37,7 @@ rule train:
 
 rule predict:
     input:
+        unpack(fake_prob_input("fold{fold}", TRAINING["dataset"])),
         model=trained("model.pt", "fold{fold}"),
         skim=TRAINING_SKIM,
     output:

@@ -6,10 +6,13 @@ import numpy as np
 import pandas as pd
 
 from l1refit.formats.output import atomic_path
+from l1refit.ml.fakeid import FAKE_FEATURES, FakeClassifier
 from l1refit.ml.folds import fold_split
 
 PREDICTION_COLUMNS = ("pred_phi", "pred_eta", "pred_pt")
+FAKE_PROB = "fake_prob"  # the fake classifier's probability, beside the corrections (fake identification on)
 FINAL = "final"
+MUON_KEYS = ("part", "entry", "run", "orbit", "bx", "l1_index")  # what names a muon in a skim and its candidates
 
 
 def fold_number(split: str) -> int:
@@ -42,6 +45,20 @@ def with_predictions(rows: pd.DataFrame, pred) -> pd.DataFrame:
     for column in PREDICTION_COLUMNS:
         out[column] = np.asarray(pred[column])
     return out
+
+
+def with_fake_prob(frame: pd.DataFrame, candidates: str | None, classifier: str | None) -> pd.DataFrame:
+    """``frame`` (skim rows) with :data:`FAKE_PROB` from ``classifier`` (a fake-ID model file), its neighbour features
+    taken from the muon's row of the dataset's ``candidates`` table; unchanged when either is None (fake
+    identification off). A row missing from the candidate table is an error naming both files."""
+    if candidates is None or classifier is None:
+        return frame
+    keys = [key for key in MUON_KEYS if key in frame.columns]
+    table = pd.read_parquet(candidates, columns=list(dict.fromkeys([*keys, *FAKE_FEATURES])))
+    joined = frame[keys].merge(table, on=keys, how="left", validate="many_to_one")
+    if joined[list(FAKE_FEATURES)].isna().to_numpy().any():
+        raise ValueError(f"{candidates}: some muons of the predictions are not in the candidate table (keys {keys})")
+    return frame.assign(**{FAKE_PROB: FakeClassifier.load(classifier).predict_proba(joined)})
 
 
 def write_predictions(frame: pd.DataFrame, path) -> None:

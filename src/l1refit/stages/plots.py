@@ -20,7 +20,7 @@ from l1refit.analysis.plots import fig2_residuals, fig3_mass, resonance_overlay,
 from l1refit.errors import FormatError
 from l1refit.formats.output import write_csv
 from l1refit.ml.checkpoint import TrainedModel
-from l1refit.stages.folds import with_predictions, write_predictions
+from l1refit.stages.folds import with_fake_prob, with_predictions, write_predictions
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,13 @@ def _read_all(paths: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def predict_dataset(*, model: str, skim: str, predictions: str) -> None:
-    """A final model applied to every row of a skim (a dataset it was not trained on, e.g. MuOnia)."""
+def predict_dataset(*, model: str, skim: str, predictions: str, candidates: str | None = None,
+                    classifier: str | None = None) -> None:  # fmt: skip
+    """A final model applied to every row of a skim (a dataset it was not trained on, e.g. MuOnia), with the final
+    fake classifier's probability (fake identification on)."""
     rows = pd.read_parquet(skim)
-    write_predictions(with_predictions(rows, TrainedModel.load(model).predict(rows)), predictions)
+    out = with_predictions(rows, TrainedModel.load(model).predict(rows))
+    write_predictions(with_fake_prob(out, candidates, classifier), predictions)
     log.info("%s: %d muons predicted by %s", skim, len(rows), model)
 
 

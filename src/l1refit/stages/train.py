@@ -9,7 +9,14 @@ import pandas as pd
 from l1refit.ml.checkpoint import TrainedModel
 from l1refit.ml.spec import ModelSpec
 from l1refit.ml.training import train_and_save
-from l1refit.stages.folds import fold_number, job_seed, split_rows, with_predictions, write_predictions
+from l1refit.stages.folds import (
+    fold_number,
+    job_seed,
+    split_rows,
+    with_fake_prob,
+    with_predictions,
+    write_predictions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +59,12 @@ def train(*, skim: str, spec: dict, training: dict, split: str, model: str, hist
     )
 
 
-def predict(*, model: str, skim: str, training: dict, fold: int, predictions: str) -> None:
-    """Out-of-fold predictions: the skim rows of ``fold`` with the model's corrected φ, η, pT beside them."""
+def predict(*, model: str, skim: str, training: dict, fold: int, predictions: str, candidates: str | None = None,
+            classifier: str | None = None) -> None:  # fmt: skip
+    """Out-of-fold predictions: the skim rows of ``fold`` with the model's corrected φ, η, pT beside them (and the
+    fake probability from the same fold's classifier, fake identification on)."""
     _, test_df = split_rows(pd.read_parquet(skim), training, fold)
     out = with_predictions(test_df, TrainedModel.load(model).predict(test_df))
+    out = with_fake_prob(out, candidates, classifier)
     write_predictions(out, predictions)
     log.info("fold %d: %d muons predicted", fold, len(out))
