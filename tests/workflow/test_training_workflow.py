@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -149,7 +150,8 @@ def test_fake_identification(trained, tmp_path):
     for model in ("A", "B"):
         pred = pd.concat(pd.read_parquet(workdir / f"results/predictions/{model}/fold{k}.parquet") for k in (0, 1))
         both = pred.merge(oof, on=keys, suffixes=("", "_oof"))
-        assert len(both) == len(pred) and (both["fake_prob"] == both["fake_prob_oof"]).all()
+        assert len(both) == len(pred)
+        np.testing.assert_allclose(both["fake_prob"], both["fake_prob_oof"], atol=1e-6)  # other batches, same net
     mass = pd.read_parquet(workdir / "results/predictions/B/reweighted/muonia.parquet")
     assert mass["fake_prob"].between(0, 1).all()
     # Figure 3 from every selected muon, before and after the cut: the cut only removes pairs
