@@ -1,7 +1,7 @@
 """Neighbour features of L1 muons: what the other selected muons of the same bunch crossing look like.
 
 Ghosts — a second copy of one muon built by a neighbouring track-finder wedge that the uGMT cancel-out did not
-remove (docs/physics.md §5.3) — sit next to a real muon with a lower quality. A fake classifier can only see that by
+remove (docs/physics.md §4.1) — sit next to a real muon with a lower quality. A fake classifier can only see that by
 looking at the muon's neighbours, so every selected L1 muon gets, from the nearest other selected muon of its event
 (its BX record for scouting data), in hardware units at the muon station (``hwPhi``, ``hwEta``):
 
