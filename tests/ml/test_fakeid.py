@@ -145,6 +145,8 @@ def test_save_load_round_trip(tmp_path, toy, trained):
     path = tmp_path / "sub" / "fakeid.pt"
     classifier.save(path)
     assert path.exists() and not list(path.parent.glob(".*tmp*"))
+    classifier.save(tmp_path / "other.pt")  # the same model gives the same bytes under any name (reruns stay quiet)
+    assert (tmp_path / "other.pt").read_bytes() == path.read_bytes()
     loaded = FakeClassifier.load(path)
     assert loaded.features == FAKE_FEATURES and loaded.metadata == classifier.metadata
     assert loaded.module.hidden == classifier.module.hidden

@@ -16,6 +16,7 @@ bit-reproducible on CPU for a given seed (one intra-op thread, :func:`l1refit.ml
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import math
 import time
@@ -156,9 +157,13 @@ class FakeClassifier:
         }
 
     def save(self, path: str | Path) -> None:
-        """The checkpoint, written atomically (torch format)."""
+        """The checkpoint, written atomically (torch format). Serialised in memory first: torch names the zip
+        archive's records after the file, and the temporary file's name holds the process id, so saving to it
+        directly would give other bytes on every run (and rerun every job downstream after a forced rerun)."""
+        buffer = io.BytesIO()
+        torch.save(self.to_checkpoint(), buffer)
         with atomic_path(path) as tmp:
-            torch.save(self.to_checkpoint(), tmp)
+            Path(tmp).write_bytes(buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> FakeClassifier:
