@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 OPSET = 18
 INPUT_NAME = "features"
-OUTPUT_NAME = "fake_prob"
+FAKE_PROB = "fake_prob"  # the fake probability: the graph's output, and its column in predictions and refit output
+OUTPUT_NAME = FAKE_PROB
 KIND = "l1refit-fakeid"
 TOLERANCE = 1e-5  # |ONNX − PyTorch| allowed on a probability
 # Row columns the features are computed from, beside the features themselves.

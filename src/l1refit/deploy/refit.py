@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from l1refit.deploy import friend
-from l1refit.deploy.fakeid import FakeId, event_groups, load_fakeid
+from l1refit.deploy.fakeid import FAKE_PROB, FakeId, event_groups, load_fakeid
 from l1refit.deploy.pipeline import WriteBehind, read_ahead
 from l1refit.deploy.readers import (
     ENTRY_COUNTS,
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 250_000  # 1.3x the muons/s of 1 M a chunk on one core, and less memory (bench_refit*.py)
 REFIT = ("refit_pt", "refit_eta", "refit_phi")
-FAKE_PROB = "fake_prob"  # the fake classifier's output column (refit_file(fakeid=...))
 COMPRESSIONS = ("snappy", "none", "lz4", "zstd", "gzip", "brotli")  # Parquet codecs of the output
 DEFAULT_COMPRESSION = "snappy"  # half the size of "none" for 2/3 of its writing speed (bench_refit.py)
 EXTRA_HARDWARE = ("hwQual", "tfMuonIndex")  # copied beside the model's inputs where the input has them
@@ -168,18 +167,16 @@ def _hardware(source: Source, model: Model) -> list[str]:
 
 def _fakeid_columns(fake: FakeId, source: Source, input_path, fmt: str) -> list[str]:
     """The columns the fake classifier reads; an input without them is an error naming what is missing."""
-    wanted = list(fake.columns)
+    required = [name for name in fake.columns if name != "tfMuonIndex"]  # without it: the barrel by |eta| < 0.83
+    why = ""
     if fmt == "parquet":
-        wanted += neighbours.COLUMNS
+        required += neighbours.COLUMNS
         why = " (a Parquet input must be a candidate table of the skim: results/skims/<dataset>.candidates.parquet)"
-    else:
-        wanted.remove("tfMuonIndex")  # optional: the barrel is then |eta| < 0.83 at the station
-        why = ""
-    missing = [name for name in wanted if name not in source.columns]
+    missing = [name for name in required if name not in source.columns]
     if missing:
         raise RefitError(f"{input_path} ({fmt}) lacks the column(s) {', '.join(missing)} that the fake classifier "
                          f"{fake.path} needs{why}")  # fmt: skip
-    return [name for name in (*wanted, "tfMuonIndex") if name in source.columns]
+    return required + (["tfMuonIndex"] if "tfMuonIndex" in source.columns else [])
 
 
 def output_schema(

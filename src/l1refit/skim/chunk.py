@@ -63,12 +63,17 @@ def columns(l1_only: bool = False) -> dict[str, np.dtype]:
     ``(part, entry)`` identifies an event even where ``(run, lumi, event)`` repeat; ``l1_index`` and
     ``reco_index`` are the muons' positions in the event's original lists.
     """
-    event = _EVENT_COLUMNS["scouting" if l1_only else "l1ntuple"]
-    out = {**event, "part": _U2} | ({} if l1_only else {"entry": _U4})
-    out |= {name: dtype for name, (_, dtype) in _L1_COLUMNS.items()} | {"l1_index": _U1}
+    out = _muon_columns(l1_only)
     if not l1_only:
         out |= {name: dtype for name, (_, dtype) in _RECO_COLUMNS.items()} | {"reco_index": _U1, "dr2": _F4}
     return out
+
+
+def _muon_columns(l1_only: bool) -> dict[str, np.dtype]:
+    """What every table of selected L1 muons starts with: the event, ``part`` (and ``entry``), the L1 values."""
+    event = _EVENT_COLUMNS["scouting" if l1_only else "l1ntuple"]
+    out = {**event, "part": _U2} | ({} if l1_only else {"entry": _U4})
+    return out | {name: dtype for name, (_, dtype) in _L1_COLUMNS.items()} | {"l1_index": _U1}
 
 
 def candidate_columns(l1_only: bool = False) -> dict[str, np.dtype]:
@@ -76,10 +81,7 @@ def candidate_columns(l1_only: bool = False) -> dict[str, np.dtype]:
     (:mod:`l1refit.skim.neighbours`) and, where the input has offline muons, ``is_fake``: no offline muon matched
     it (the label of fake identification; an L1 muon whose offline muon fails the offline selection counts as fake).
     """
-    event = _EVENT_COLUMNS["scouting" if l1_only else "l1ntuple"]
-    out = {**event, "part": _U2} | ({} if l1_only else {"entry": _U4})
-    out |= {name: dtype for name, (_, dtype) in _L1_COLUMNS.items()} | {"l1_index": _U1}
-    out |= neighbours.COLUMNS
+    out = _muon_columns(l1_only) | neighbours.COLUMNS
     return out if l1_only else out | {"is_fake": np.dtype(bool)}
 
 

@@ -11,7 +11,7 @@ from l1refit.analysis import fakeid as evaluation
 from l1refit.analysis.dimuon import pair_masses
 from l1refit.analysis.fit import fit_table
 from l1refit.analysis.plots import fake_cut_mass
-from l1refit.deploy.fakeid import export_fakeid
+from l1refit.deploy.fakeid import FAKE_PROB, export_fakeid
 from l1refit.formats.output import atomic_path
 from l1refit.ml.checkpoint import TrainedModel
 from l1refit.ml.fakeid import FAKE_FEATURES, LABEL, FakeClassifier, train_classifier
@@ -22,7 +22,6 @@ from l1refit.stages.plots import figure_stem
 log = logging.getLogger(__name__)
 
 IDENTITY = ("run", "lumi", "event", "part", "entry", "l1_index")  # what names a candidate in the predictions
-PROBABILITY = "fake_prob"
 
 
 def _read(candidates: str) -> pd.DataFrame:
@@ -71,10 +70,10 @@ def evaluate(
     for fold, path in enumerate(models):
         _, test = split_rows(frame, training, fold)
         test = test.reset_index(drop=True)
-        test[PROBABILITY] = FakeClassifier.load(path).predict_proba(test)
+        test[FAKE_PROB] = FakeClassifier.load(path).predict_proba(test)
         folds.append(test.assign(fold=fold))
         is_fake = test[LABEL].to_numpy()
-        for method, score in (("mlp", test[PROBABILITY].to_numpy()), ("quality", evaluation.quality_score(test))):
+        for method, score in (("mlp", test[FAKE_PROB].to_numpy()), ("quality", evaluation.quality_score(test))):
             rows.append({"method": method, "fold": fold, **evaluation.fakeid_metrics(is_fake, score, efficiencies)})
             points.append(evaluation.working_points(is_fake, score, efficiencies).assign(method=method, fold=fold))
             curves[method].append((is_fake, score))
@@ -99,8 +98,8 @@ def export(*, model: str, selection: dict, onnx: str) -> None:
 
 def mass_cut(*, oof: str, efficiency: float) -> float:
     """The fake-probability threshold that keeps ``efficiency`` of the training dataset's real muons, out of fold."""
-    frame = pd.read_parquet(oof, columns=[LABEL, PROBABILITY])
-    points = evaluation.working_points(frame[LABEL].to_numpy(), frame[PROBABILITY].to_numpy(), (efficiency,))
+    frame = pd.read_parquet(oof, columns=[LABEL, FAKE_PROB])
+    points = evaluation.working_points(frame[LABEL].to_numpy(), frame[FAKE_PROB].to_numpy(), (efficiency,))
     return float(points["threshold"].iloc[0])
 
 
@@ -123,10 +122,10 @@ def mass(
     out-of-fold probabilities), with the resonance fits of the network's masses before and after: what the cut does
     to the yields and background (the GMT masses are drawn, not fitted: the multi-start fits take seconds each)."""
     frame = pd.read_parquet(candidates)
-    frame[PROBABILITY] = FakeClassifier.load(classifier).predict_proba(frame)
+    frame[FAKE_PROB] = FakeClassifier.load(classifier).predict_proba(frame)
     frame = frame.assign(**TrainedModel.load(network).predict(frame))
     threshold = mass_cut(oof=oof, efficiency=fakeid["mass_cut_efficiency"])
-    kept = frame[frame[PROBABILITY] <= threshold]
+    kept = frame[frame[FAKE_PROB] <= threshold]
     masses = {}
     for suffix, rows in (("", frame), (" cut", kept)):
         masses |= {f"{source}{suffix}": m for source, m in pair_masses(rows, sources=("GMT", "NN")).items()}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from l1refit.deploy.fakeid import FAKE_PROB
 from l1refit.formats.output import atomic_path
 from l1refit.ml.fakeid import FAKE_FEATURES, FakeClassifier
 from l1refit.ml.folds import fold_split
 
 PREDICTION_COLUMNS = ("pred_phi", "pred_eta", "pred_pt")
-FAKE_PROB = "fake_prob"  # the fake classifier's probability, beside the corrections (fake identification on)
 FINAL = "final"
 MUON_KEYS = ("part", "entry", "run", "orbit", "bx", "l1_index")  # what names a muon in a skim and its candidates
 
@@ -57,7 +57,8 @@ def with_fake_prob(frame: pd.DataFrame, candidates: str | None, classifier: str 
     table = pd.read_parquet(candidates, columns=list(dict.fromkeys([*keys, *FAKE_FEATURES])))
     joined = frame[keys].merge(table, on=keys, how="left", validate="many_to_one")
     if joined[list(FAKE_FEATURES)].isna().to_numpy().any():
-        raise ValueError(f"{candidates}: some muons of the predictions are not in the candidate table (keys {keys})")
+        raise ValueError(f"{candidates}: some muons of the predictions are not in the candidate table (keys {keys}), "
+                         f"so {classifier} cannot give them a fake probability")  # fmt: skip
     return frame.assign(**{FAKE_PROB: FakeClassifier.load(classifier).predict_proba(joined)})
 
 
