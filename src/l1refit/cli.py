@@ -95,8 +95,9 @@ def _parser() -> argparse.ArgumentParser:
         help="FPGA design (results/fpga/{model}/design.json): refit with the emulated fixed-point firmware",
     )  # fmt: skip
     ref.add_argument(
-        "--fakeid", metavar="F.onnx",
-        help="fake classifier (results/onnx/fakeid.onnx): adds fake_prob, the probability that a selected muon is fake",
+        "--fakeid", metavar="F.onnx|design.json",
+        help="fake classifier (results/onnx/fakeid.onnx, or its emulated firmware results/fpga/fakeid/design.json): "
+        "adds fake_prob, the probability that a selected muon is fake",
     )  # fmt: skip
     ref.add_argument("--format", choices=REFIT_FORMATS, help="expect this input format (default: detect it)")
     ref.add_argument(

@@ -104,11 +104,11 @@ def test_dimuon_stage_without_offline_muons(tmp_path):
 
     df = _predictions().drop(columns=["reco_pt", "reco_eta", "reco_phi"])
     df.to_parquet(tmp_path / "pred.parquet")
-    plots = {"resonances": {"jpsi": None}, "mass_range": (0, 20), "mass_bins": 100}
+    plots = {"resonances": {"phi": None, "jpsi": [2.0, 5.5]}, "mass_range": (0, 20), "mass_bins": 100}  # φ: not fitted
     table = dimuon(predictions=str(tmp_path / "pred.parquet"), model="B", plots=plots, dataset="scouting",
                    simulation=False, fig3_png=str(tmp_path / "fig3.png"), fig3_pdf=str(tmp_path / "fig3.pdf"),
                    table=str(tmp_path / "res.csv"), overlay_png=str(tmp_path / "res.png"),
                    overlay_pdf=str(tmp_path / "res.pdf"))  # fmt: skip
-    assert table["source"].tolist() == ["GMT", "NN"]
+    assert table["source"].tolist() == ["GMT", "NN"] and set(table["resonance"]) == {"jpsi"}
     assert pd.read_csv(tmp_path / "res.csv")["source"].tolist() == ["GMT", "NN"]
     _check_files(tmp_path / "fig3")

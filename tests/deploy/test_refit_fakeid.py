@@ -9,39 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from l1refit.config.loading import defaults
-from l1refit.deploy.fakeid import event_groups, export_fakeid, load_fakeid, selected
+from l1refit.deploy.fakeid import event_groups, load_fakeid, selected
 from l1refit.deploy.refit import RefitError, refit_file
 from l1refit.errors import L1RefitError
-from l1refit.ml.fakeid import train_classifier
-from l1refit.simulate.events import generate_file
-from l1refit.simulate.ugmt import build_luts
-from l1refit.skim.files import skim_file
 from l1refit.skim.selection import Selection
-
-
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory):
-    """(tmp dir, ntuple, skim, candidates, classifier, exported graph)."""
-    tmp = tmp_path_factory.mktemp("fakeid")
-    gen = defaults("generator")
-    gen["ugmt"] = {**gen["ugmt"], "lut_samples": 20000}
-    ntuple = tmp / "zb.root"
-    generate_file(ntuple, "zerobias", 8000, seed=3, part=0, gen=gen, luts=build_luts(gen))
-    skim_file(
-        ntuple,
-        "l1ntuple",
-        None,
-        tmp / "skim.parquet",
-        tmp / "cutflow.csv",
-        out_candidates=tmp / "candidates.parquet",
-        step_size=3000,
-    )  # fmt: skip  (chunks split the events)
-    candidates = pd.read_parquet(tmp / "candidates.parquet")
-    classifier, _ = train_classifier(candidates, epochs=2, batch_size=256, seed=1)
-    onnx_path = tmp / "fakeid.onnx"
-    export_fakeid(classifier, onnx_path, Selection.from_config(None))
-    return tmp, ntuple, tmp / "skim.parquet", candidates, classifier, onnx_path
 
 
 def test_export_keeps_the_probabilities_and_the_selection(deployed):
@@ -49,7 +20,8 @@ def test_export_keeps_the_probabilities_and_the_selection(deployed):
     fake = load_fakeid(onnx_path)
     assert fake.selection == Selection.from_config(None)
     x = candidates[list(fake.inputs)].to_numpy(np.float32)
-    onnx_prob = fake.session.run(None, {"features": x})[0][:, 0]
+    onnx_prob = fake.score(x)
+    assert fake.engine == "onnxruntime"
     np.testing.assert_allclose(onnx_prob, classifier.predict_proba(candidates), atol=1e-6)
 
 

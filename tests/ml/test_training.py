@@ -149,3 +149,5 @@ def test_save_load_round_trip(tmp_path, toy_skim, spec_a):
         np.testing.assert_array_equal(before[key], after[key])
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "m" / "history.csv"), history, check_exact=False)
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["history.csv", "loss.png", "model.pt"]
+    loaded.save(tmp_path / "again.pt")  # the same model gives the same bytes under any name (reruns stay quiet)
+    assert (tmp_path / "again.pt").read_bytes() == (tmp_path / "m" / "model.pt").read_bytes()

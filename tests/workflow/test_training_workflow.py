@@ -38,9 +38,11 @@ def test_tables_and_artifacts(snakemake, trained):
 
 
 def test_rerun_gives_bit_identical_table2(snakemake, trained):
+    """Table 2 recomputed from the same predictions (test_second_directory_gives_byte_identical_tables reruns
+    every job upstream of it, in another directory)."""
     workdir, config = trained
     first = (workdir / "results/tables/table2.csv").read_bytes()
-    snakemake("--cores", "2", f"--configfile={config}", "--directory", str(workdir), "-F",
+    snakemake("--cores", "2", f"--configfile={config}", "--directory", str(workdir), "-f",
               "results/tables/table2.csv")  # fmt: skip
     assert (workdir / "results/tables/table2.csv").read_bytes() == first
 
@@ -100,9 +102,7 @@ def test_analysis_figures_and_tables(snakemake, trained):
     fits = pd.read_csv(workdir / "results/tables/resonances.csv")
     sources = ("GMT", "NN", "offline", "NN (ZeroBias)", "limit", "NN pT only", "NN angles only", "limit pT only",
                "limit angles only")  # fmt: skip
-    assert fits[["resonance", "source"]].values.tolist() == [
-        [r, s] for r in ("phi", "jpsi", "upsilon1s") for s in sources
-    ]
+    assert fits[["resonance", "source"]].values.tolist() == [[r, s] for r in ("jpsi", "upsilon1s") for s in sources]
     offline = fits[(fits.source == "offline") & (fits.resonance == "upsilon1s")].iloc[0]
     assert offline.valid and abs(offline["shift"]) < 0.002  # offline peaks at the PDG mass
     turn_on = pd.read_csv(workdir / "results/tables/turn_on.csv")
@@ -165,6 +165,10 @@ def test_fake_identification(trained, tmp_path):
            "--fakeid", str(workdir / "results/onnx/fakeid.onnx"), str(workdir / "results/ntuples/zerobias/0.root"),
            str(out)]  # fmt: skip
     subprocess.run(cli, check=True, capture_output=True)
+    import onnxruntime as ort
+
+    both = ort.InferenceSession(str(workdir / "results/onnx/B_fakeid.onnx"))  # the regression with a second output
+    assert [o.name for o in both.get_outputs()] == ["corrected", "fake_prob"]
     refit = pd.read_parquet(out)
     assert refit["fake_prob"].notna().sum() == len(candidates)
     assert refit["fake_prob"].between(0, 1).sum() == len(candidates)
@@ -212,7 +216,8 @@ def test_fpga_stage_on_the_trained_models(snakemake, trained, tiny, write_config
     # ... and Figures 2 and 3, Table 2 (the QAT row) and Table 3 (the estimate in the plot) again
     assert job_counts(dry) == {"fpga_qat": 3, "fpga_qat_predict": 2, "fpga_precision": 1, "fpga_oof": 2,
                                "fpga_firmware": 1, "fpga_rtl_simulation": 1, "fpga_predict": 2, "table2": 1,
-                               "fig2": 1, "dimuon": 1, "table2_mass": 1, "table3": 1, "all": 1}  # fmt: skip
+                               "fig2": 1, "dimuon": 1, "table2_mass": 1, "table3": 1, "fpga_fakeid": 1,
+                               "all": 1}  # fmt: skip
     snakemake("--cores", "2", f"--configfile={config}", "--directory", str(workdir), "all")
     scan = pd.read_csv(workdir / "results/tables/fpga_precision.csv")
     assert scan["precision"].tolist()[0] == "float" and len(scan) == 3
@@ -242,6 +247,20 @@ def test_fpga_stage_on_the_trained_models(snakemake, trained, tiny, write_config
     ]  # fmt: skip
     mass = pd.read_csv(workdir / "results/tables/table2_muonia.csv")
     assert mass.model.tolist() == ["GMT", "B", "B reweighted", "FPGA", "limit"]
+    # the fake classifier as firmware: its scan out of fold, the chosen design checked against the C simulation
+    from l1refit.deploy.fpga.fakeid import FakeDesign, firmware_features
+    from l1refit.ml.fakeid import FakeClassifier
+
+    fake_scan = pd.read_csv(workdir / "results/tables/fakeid_fpga.csv")
+    assert fake_scan["precision"].tolist() == ["float", "ap_fixed<16,6,AP_RND,AP_SAT>"]
+    assert fake_scan["luts_estimate"].iloc[1] > 1000 and fake_scan["auc_loss"].iloc[1] < 0.01
+    assert '"rows_checked": 300' in (workdir / "results/fpga/fakeid/hls/l1refit_check.json").read_text()
+    assert any((workdir / "results/fpga/fakeid/rtl").rglob("*.v"))
+    design = FakeDesign.load(workdir / "results/fpga/fakeid/design.json")
+    candidates = pd.read_parquet(workdir / "results/skims/zerobias.candidates.parquet")
+    float_prob = FakeClassifier.load(workdir / "results/models/fakeid/final/model.pt").predict_proba(candidates)
+    assert np.max(np.abs(design.probability(firmware_features(candidates, design.inputs)) - float_prob)) < 0.05
+    assert sorted(design.cuts) == ["0.95", "0.98", "0.99"]
 
 
 def test_search_trains_its_new_points_and_ranks_them_by_their_fold_metrics(snakemake, trained, tiny, tmp_path, repo,

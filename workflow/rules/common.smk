@@ -108,11 +108,17 @@ PATHS = {
     "fakeid_history": "results/models/fakeid/{split}/history.csv",
     "fakeid_oof": "results/predictions/fakeid/oof.parquet",
     "fakeid_onnx": "results/onnx/fakeid.onnx",
+    "combined_onnx": "results/onnx/{model}_fakeid.onnx",
     "fakeid_table": "results/tables/fakeid.csv",
     "fakeid_working_points": "results/tables/fakeid_working_points.csv",
     "fakeid_roc": "results/plots/fakeid_roc",
     "fakeid_mass_table": "results/tables/resonances_fakeid.csv",
     "fakeid_mass_plot": "results/plots/fig3_fakeid",
+    "fakeid_fpga": "results/tables/fakeid_fpga.csv",
+    "fakeid_fpga_folds": "results/tables/fakeid_fpga_folds.csv",
+    "fakeid_design": "results/fpga/fakeid/design.json",
+    "fakeid_hls": "results/fpga/fakeid/hls",
+    "fakeid_rtl": "results/fpga/fakeid/rtl",
 }
 QAT = config["fpga"]["enabled"] and config["fpga"]["qat"]["enabled"]
 # The mass dataset's own offline muons: its limit, its Table 2 and the reweighted network need them.
@@ -133,6 +139,10 @@ FAKEID = (
     and configured_format(config["datasets"][TRAINING["dataset"]])
     not in L1_ONLY_FORMATS
 )
+# ... and its firmware when the FPGA stage runs.
+FAKEID_FPGA = FAKEID and config["fpga"]["enabled"]
+# The classifier's settings without its firmware's: a firmware setting reruns no training or evaluation.
+FAKEID_SETTINGS = {k: v for k, v in config["fakeid"].items() if k != "fpga"}
 FAKEID_TRAINING = {
     key: TRAINING[key] for key in ("dataset", "folds", "seed", "validation_fraction")
 }
@@ -486,6 +496,8 @@ def final_outputs():
             PATHS["fakeid_table"],
             f"{PATHS['fakeid_roc']}.png",
             PATHS["fakeid_onnx"],
+            PATHS["combined_onnx"].format(model=ANALYSIS_MODEL),
             *([PATHS["fakeid_mass_table"]] if MASS_DATASET is not None else []),
+            *([PATHS["fakeid_fpga"], PATHS["fakeid_design"]] if FAKEID_FPGA else []),
         ]
     return targets + training_outputs()

@@ -1,7 +1,8 @@
 # Fake identification: a classifier of the selected L1 muons (fake: no offline muon matched it) trained on the
 # training dataset's candidate table, one job per split with the regression's folds and seeds (l1refit.ml.fakeid),
 # and judged out of fold beside the quality cut alone (l1refit.analysis.fakeid); the one trained on all folds is
-# exported to ONNX for `l1refit refit --fakeid` (l1refit.deploy.fakeid).
+# exported to ONNX for `l1refit refit --fakeid` (l1refit.deploy.fakeid), and with the analysis model as one graph
+# with both outputs (l1refit.deploy.combined).
 
 
 rule train_fakeid:
@@ -20,7 +21,7 @@ rule train_fakeid:
     resources:
         mem_mb=2000,
     params:
-        fakeid=config["fakeid"],
+        fakeid=FAKEID_SETTINGS,
         training=FAKEID_TRAINING,
         split=lambda wildcards: wildcards.split,
     message:
@@ -57,7 +58,7 @@ rule fakeid:
     resources:
         mem_mb=2000,
     params:
-        fakeid=config["fakeid"],
+        fakeid=FAKEID_SETTINGS,
         training=FAKEID_TRAINING,
     message:
         "Fake identification out of fold: ROC, AUC and working points beside the quality cut alone"
@@ -83,6 +84,25 @@ rule export_fakeid:
         "Export the fake classifier (trained on all folds) to ONNX, checked against PyTorch"
     script:
         "../scripts/export_fakeid.py"
+
+
+rule export_combined:
+    input:
+        regression=PATHS["onnx"].format(model=ANALYSIS_MODEL),
+        fakeid=PATHS["fakeid_onnx"],
+    output:
+        onnx=PATHS["combined_onnx"].format(model=ANALYSIS_MODEL),
+    log:
+        "logs/fakeid/export_combined.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+    message:
+        "One ONNX graph of {ANALYSIS_MODEL} and the fake classifier: corrected values and fake probability"
+    script:
+        "../scripts/export_combined.py"
 
 
 rule fakeid_mass:
@@ -113,7 +133,7 @@ rule fakeid_mass:
     resources:
         mem_mb=4000,
     params:
-        fakeid=config["fakeid"],
+        fakeid=FAKEID_SETTINGS,
         plots=config["plots"],
         dataset=MASS_DATASET,
         simulation=is_synthetic(MASS_DATASET),

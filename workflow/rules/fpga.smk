@@ -178,3 +178,39 @@ rule fpga_rtl_simulation:
         "Verilator simulation of the Verilog of {wildcards.model}, checked against the emulator bit for bit"
     script:
         "../scripts/fpga_rtl_simulation.py"
+
+
+rule fpga_fakeid:
+    input:
+        models=expand(PATHS["fakeid_model"], split=[f"fold{k}" for k in FOLDS]),
+        final_model=PATHS["fakeid_model"].format(split="final"),
+        candidates=TRAINING_CANDIDATES,
+        oof=PATHS["fakeid_oof"],
+    output:
+        table=report(
+            PATHS["fakeid_fpga"],
+            caption="../report/fakeid_fpga.rst",
+            category="FPGA",
+        ),
+        folds_table=PATHS["fakeid_fpga_folds"],
+        design=PATHS["fakeid_design"],
+        hls_dir=directory(PATHS["fakeid_hls"]),
+        rtl_dir=directory(PATHS["fakeid_rtl"]),
+    log:
+        "logs/fpga/fakeid.log",
+    benchmark:
+        "logs/benchmarks/fpga/fakeid.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=3000,
+    params:
+        fakeid=config["fakeid"],
+        fpga=config["fpga"],
+        training=FAKEID_TRAINING,
+        selection=config["selection"],
+    message:
+        "Fake classifier as firmware: precision scan out of fold, hls4ml project and da4ml Verilog of the chosen design"
+    script:
+        "../scripts/fpga_fakeid.py"

@@ -101,11 +101,22 @@ class _Model:
         self.ratios = masses / masses[0]
         self.low, self.high = low, high
         self.names = ("peak", "width", "n0", *(f"f{i}" for i in range(1, len(masses))), "b0", "b1", "b2")
+        self._basis_x: np.ndarray | None = None  # the last x the basis was computed at (the fit's bin edges)
+        self._basis: tuple[np.ndarray, ...] = ()
+
+    def basis(self, x) -> tuple[np.ndarray, ...]:
+        """The background's three basis cdfs at ``x``: integrals of 3(1-t)², 6t(1-t), 3t² from 0 to t, so each holds
+        its coefficient's count of events. A fit evaluates them at the same bin edges thousands of times: they are
+        kept for the last ``x`` (the same values as computing them anew, bit for bit)."""
+        x = np.asarray(x)
+        if self._basis_x is None or x.shape != self._basis_x.shape or not np.array_equal(x, self._basis_x):
+            t = (np.clip(x, self.low, self.high) - self.low) / (self.high - self.low)
+            self._basis_x, self._basis = x.copy(), (1.0 - (1.0 - t) ** 3, 3.0 * t**2 - 2.0 * t**3, t**3)
+        return self._basis
 
     def background_cdf(self, x, b0, b1, b2):
-        t = (np.clip(x, self.low, self.high) - self.low) / (self.high - self.low)
-        # integrals of 3(1-t)^2, 6t(1-t), 3t^2 from 0 to t: each basis holds its coefficient's count of events
-        return b0 * (1.0 - (1.0 - t) ** 3) + b1 * (3.0 * t**2 - 2.0 * t**3) + b2 * t**3
+        basis0, basis1, basis2 = self.basis(x)
+        return b0 * basis0 + b1 * basis1 + b2 * basis2
 
     def cdf(self, x, *p):
         peak, width, n0, *rest = p
@@ -233,6 +244,12 @@ def excited_fractions(fit: ResonanceFit) -> dict[str, float] | None:
     if not fit.valid:
         return None
     return {name: value for name, value in fit.values.items() if name.startswith("f")}
+
+
+def fitted_windows(resonances: dict | None) -> dict:
+    """The resonances of a config's ``plots.resonances`` that are fitted: those not set to null (an overlay config
+    drops a resonance of the default one with ``name: null``)."""
+    return {name: window for name, window in (resonances or {}).items() if window is not None}
 
 
 def fit_table(

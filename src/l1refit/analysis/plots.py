@@ -160,11 +160,14 @@ def fake_cut_mass(masses: dict[str, np.ndarray], stem, *, cut: str, mass_range: 
 
 def resonance_overlay(masses: dict[str, np.ndarray], fits: list[ResonanceFit], stem, *, model: str, dataset: str,
                       simulation: bool, nn_label: str | None = None) -> Figure:  # fmt: skip
-    """One panel per resonance: each source's masses (points) in its fit window and the fitted curve."""
+    """One panel per resonance: each source's masses (points) in its fit window and the fitted curve (one empty
+    panel saying so when no resonance was fitted)."""
     resonances = list(dict.fromkeys(f.resonance for f in fits))
     names = {"GMT": "GMT", "NN": nn_label or f"NN ({model})", "offline": "offline", "FPGA": f"FPGA ({model})",
              "limit": "limit"}  # fmt: skip
-    with cms_figure(ncols=len(resonances), width=8.5) as (fig, axes):
+    with cms_figure(ncols=max(len(resonances), 1), width=8.5) as (fig, axes):
+        if not resonances:
+            axes[0].text(0.5, 0.5, "no resonance fitted (plots.resonances)", ha="center", va="center")
         for ax, resonance in zip(axes, resonances, strict=True):
             mine = [f for f in fits if f.resonance == resonance and np.isfinite(f.peak)]
             pdg = pdg_mass(MASS_LINES[resonance])

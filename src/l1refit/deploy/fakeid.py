@@ -2,8 +2,9 @@
 
 The graph (rule ``export_fakeid``, ``results/onnx/fakeid.onnx``) takes one float32 tensor ``features`` of shape
 (N, 10) — the columns of :data:`l1refit.ml.fakeid.FAKE_FEATURES`, listed in its metadata — and gives ``fake_prob``
-(N, 1). It is a graph of its own beside the regression's: the regression graph's one (N, 4) input is a contract
-users' scripts rely on, and the classifier needs more (the quality and the neighbour features).
+(N, 1); the classifier's firmware design (``results/fpga/fakeid/design.json``) is loaded the same way and scores
+with the emulated board. The graph is one of its own beside the regression's: the regression graph's one (N, 4)
+input is a contract users' scripts rely on, and the classifier needs more (the quality and the neighbour features).
 
 The neighbour features describe the other *selected* L1 muons of the event (:mod:`l1refit.skim.neighbours`), so
 the refit applies the skim's L1 selection, stored in the graph's metadata, to each event's muons before it computes
@@ -15,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,9 +30,9 @@ from l1refit.deploy.metadata import add_metadata
 from l1refit.deploy.runtime import CPU, check_threads, make_session, run_session
 from l1refit.errors import L1RefitError
 from l1refit.formats.output import atomic_path
+from l1refit.ml.fakeid_columns import FAKE_PROB
 from l1refit.skim import neighbours
-from l1refit.skim.chunk import NO_TF_INDEX
-from l1refit.skim.selection import Selection, l1_steps
+from l1refit.skim.selection import NO_TF_INDEX, Selection, l1_steps
 
 if TYPE_CHECKING:  # torch is imported by the export only: the refit runs without it
     from l1refit.ml.fakeid import FakeClassifier
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 
 OPSET = 18
 INPUT_NAME = "features"
-FAKE_PROB = "fake_prob"  # the fake probability: the graph's output, and its column in predictions and refit output
 OUTPUT_NAME = FAKE_PROB
 KIND = "l1refit-fakeid"
 TOLERANCE = 1e-5  # |ONNX − PyTorch| allowed on a probability
@@ -88,12 +88,14 @@ def export_fakeid(classifier: FakeClassifier, path: str | Path, selection: Selec
 
 @dataclass(frozen=True)
 class FakeId:
-    """An exported fake classifier in an onnxruntime session, with the selection its candidates passed."""
+    """A fake classifier ready to score refit rows, with the selection its candidates passed: the exported graph in
+    an onnxruntime session, or the emulated firmware design (``score`` gives the probability of a feature matrix)."""
 
     path: Path
     inputs: tuple[str, ...]
     selection: Selection
-    session: ort.InferenceSession
+    score: Callable[[np.ndarray], np.ndarray]  # (N, n_inputs) float32 features → (N,) fake probability
+    engine: str = "onnxruntime"  # or "firmware": the emulated fixed-point design (deploy.fpga.fakeid)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -119,7 +121,7 @@ class FakeId:
             x = np.empty((chosen.size, len(self.inputs)), np.float32)
             for j, name in enumerate(self.inputs):
                 x[:, j] = extra[name] if name in extra else rows[name][chosen]
-            out[chosen] = run_session(self.session, x, INPUT_NAME, OUTPUT_NAME)[:, 0]
+            out[chosen] = self.score(x)
         return out
 
 
@@ -155,11 +157,15 @@ def event_groups(rows: Mapping[str, np.ndarray], identity: Sequence[str]) -> np.
 
 
 def load_fakeid(path: str | Path, threads: int = 1) -> FakeId:
-    """Open an exported fake classifier; a file that is not one is an error naming it."""
+    """Open a fake classifier: the exported ONNX graph, or (a ``.json`` file) the firmware design of
+    :mod:`l1refit.deploy.fpga.fakeid`, whose probability is the sigmoid of the emulated board's logit. A file that is
+    not one is an error naming it."""
     check_threads(threads)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such fake-classifier file")
+    if path.suffix == ".json":
+        return _load_design(path)
     try:
         session = make_session(path, threads, CPU)
     except Exception as err:  # onnxruntime has no common exception base
@@ -169,4 +175,30 @@ def load_fakeid(path: str | Path, threads: int = 1) -> FakeId:
         raise L1RefitError(f"{path}: not an l1refit fake classifier (metadata kind {meta.get('kind')!r}, "
                            f"expected {KIND!r}; the regression graph is passed with --model)")  # fmt: skip
     inputs = tuple(json.loads(meta["inputs"]))
-    return FakeId(path, inputs, Selection.from_config(json.loads(meta["selection"])), session)
+
+    def score(x: np.ndarray) -> np.ndarray:
+        return run_session(session, x, INPUT_NAME, OUTPUT_NAME)[:, 0]
+
+    return FakeId(path, inputs, Selection.from_config(json.loads(meta["selection"])), score)
+
+
+def _load_design(path: Path) -> FakeId:
+    from l1refit.deploy.fpga.emulate import plan
+    from l1refit.deploy.fpga.fakeid import FakeDesign, saturated
+
+    try:
+        design = FakeDesign.load(path)
+        plan(design)  # the input types are known and every accumulator is exact in float64
+        selection = Selection.from_config(design.selection or None)
+    except (ValueError, KeyError, TypeError) as err:
+        message = (str(err).splitlines() or [type(err).__name__])[0]
+        prefix = "" if message.startswith(str(path)) else f"{path}: not a usable fake-ID FPGA design: "
+        raise L1RefitError(prefix + message) from None
+
+    def score(x: np.ndarray) -> np.ndarray:
+        try:
+            return design.probability(saturated(x, design.inputs)).astype(np.float32)
+        except ValueError as err:  # an integer outside its hardware type
+            raise L1RefitError(f"{path}: {err}") from None
+
+    return FakeId(path, design.inputs, selection, score, "firmware")

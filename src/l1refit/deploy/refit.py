@@ -199,6 +199,7 @@ def output_schema(
     }
     if fake is not None:
         metadata["l1refit.refit.fakeid"] = str(fake.path)
+        metadata["l1refit.refit.fakeid_engine"] = fake.engine
     return pa.schema(fields, metadata | model.refit_metadata)
 
 

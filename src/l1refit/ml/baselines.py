@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingRegressor
 
 from l1refit.analysis.metrics import VARIABLES, Windows, metrics
 from l1refit.ml.cells import CellTable
@@ -55,6 +54,8 @@ def gbdt_baseline(train_df: pd.DataFrame, test_df: pd.DataFrame, seed: int = 0, 
     target = offsets(train_df)
     x_train = train_df[list(GBDT_INPUTS)].to_numpy(np.float64)
     x_test = test_df[list(GBDT_INPUTS)].to_numpy(np.float64)
+    from sklearn.ensemble import HistGradientBoostingRegressor  # only the GBDT jobs pay for scikit-learn
+
     pred = {v: HistGradientBoostingRegressor(**params).fit(x_train, target[v]).predict(x_test) for v in VARIABLES}
     return test_df.assign(**corrected(test_df, pred))
 

@@ -5,6 +5,7 @@ The checkpoint holds plain types and tensors only, so ``torch.load(..., weights_
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,8 +67,7 @@ class TrainedModel:
         }
 
     def save(self, path: str | Path) -> None:
-        with atomic_path(path) as tmp:
-            torch.save(self.to_checkpoint(), tmp)
+        save_checkpoint(self.to_checkpoint(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> TrainedModel:
@@ -87,3 +87,14 @@ class TrainedModel:
             pt_target=checkpoint["pt_target"],
             metadata=checkpoint["metadata"],
         )
+
+
+def save_checkpoint(checkpoint: dict, path: str | Path) -> None:
+    """``torch.save`` of ``checkpoint`` to ``path``, atomically and byte-reproducibly: serialised in memory first,
+    because torch names the zip archive's records after the file it writes, and the temporary file's name holds the
+    process id, so saving to it directly would give other bytes on every run (and a forced rerun would leave every
+    job downstream out of date)."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(buffer.getvalue())

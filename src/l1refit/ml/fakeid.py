@@ -16,7 +16,6 @@ bit-reproducible on CPU for a given seed (one intra-op thread, :func:`l1refit.ml
 from __future__ import annotations
 
 import copy
-import io
 import logging
 import math
 import time
@@ -29,26 +28,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from l1refit.formats.output import atomic_path
+from l1refit.ml.checkpoint import save_checkpoint
+from l1refit.ml.fakeid_columns import FAKE_FEATURES, LABEL
 from l1refit.ml.network import EVAL_CHUNK, as_tensor, torch_settings
 from l1refit.ml.targets import features
 from l1refit.ml.training import HISTORY_COLUMNS, _check_train_args
 
 log = logging.getLogger(__name__)
 
-FAKE_FEATURES: tuple[str, ...] = (
-    "hwPhiAtVtx",
-    "hwEtaAtVtx",
-    "hwPt",
-    "charge",
-    "hwQual",
-    "n_l1_bx",  # selected L1 muons in the same event and BX, itself included (>= 1)
-    "near_dphi",  # |ΔhwPhi| at the station to the nearest other selected L1 muon; 288 when alone
-    "near_deta",  # |ΔhwEta| to it; 0 when alone
-    "near_dqual",  # its hwQual − own hwQual; 0 when alone
-    "near_dpt",  # its hwPt − own hwPt; 0 when alone
-)
-LABEL = "is_fake"
 FAKEID_CHECKPOINT_FORMAT = 1
 FAKEID_KIND = "fakeid"  # distinguishes this checkpoint from the regression's (l1refit.ml.checkpoint)
 
@@ -157,13 +144,8 @@ class FakeClassifier:
         }
 
     def save(self, path: str | Path) -> None:
-        """The checkpoint, written atomically (torch format). Serialised in memory first: torch names the zip
-        archive's records after the file, and the temporary file's name holds the process id, so saving to it
-        directly would give other bytes on every run (and rerun every job downstream after a forced rerun)."""
-        buffer = io.BytesIO()
-        torch.save(self.to_checkpoint(), buffer)
-        with atomic_path(path) as tmp:
-            Path(tmp).write_bytes(buffer.getvalue())
+        """The checkpoint, written atomically and byte-reproducibly (:func:`l1refit.ml.checkpoint.save_checkpoint`)."""
+        save_checkpoint(self.to_checkpoint(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> FakeClassifier:

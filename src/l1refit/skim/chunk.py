@@ -18,12 +18,11 @@ from coffea.nanoevents.methods import candidate
 from l1refit.formats import l1ntuple
 from l1refit.skim import neighbours
 from l1refit.skim.matching import Matched, match_selected
-from l1refit.skim.selection import BMTF_ETA, Selected, Selection, select_l1, select_offline
+from l1refit.skim.selection import BMTF_ETA, NO_TF_INDEX, Selected, Selection, select_l1, select_offline
 
 _U1, _U2, _U4, _U8 = (np.dtype(t) for t in ("uint8", "uint16", "uint32", "uint64"))
 _I1, _I2, _F4 = np.dtype("int8"), np.dtype("int16"), np.dtype("float32")
 MAX_PART = np.iinfo(_U2).max  # the largest input-file index the ``part`` column holds
-NO_TF_INDEX = 255  # the tfMuonIndex column of muons read from a file without it (central NanoAOD)
 
 _EVENT_COLUMNS = {
     "l1ntuple": {"run": _U4, "lumi": _U4, "event": _U8},

@@ -21,6 +21,7 @@ from l1refit.formats import l1ntuple
 
 OFFLINE_IDS = {"tight": "isTightMuon", "medium": "isMediumMuon", "loose": "isLooseMuon", "none": None}
 MATCH_AT = ("station2", "vertex")
+NO_TF_INDEX = 255  # the tfMuonIndex column of muons read from a file without it (central NanoAOD)
 BMTF_ETA = 0.83  # |η| edge of the BMTF region (docs/formats.md §5): the acceptance of the match-efficiency denominator
 
 

@@ -10,7 +10,6 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from l1refit.analysis.metrics import Windows, gmt_metrics, prediction_metrics
-from l1refit.analysis.plots import search_plot
 from l1refit.analysis.tables import search_table, write_table1, write_table2
 from l1refit.analysis.tables import table2 as table2_frame
 from l1refit.formats.output import write_csv
@@ -92,6 +91,8 @@ def search(*, predictions: list[str], models: list[str], entries: dict, base: di
             for name, files in by_model.items()}  # fmt: skip
     table = search_table(table2_frame(rows), {name: settings(entries[name]) for name in models}, rank_by)
     write_csv(table, csv)
+    from l1refit.analysis.plots import search_plot  # matplotlib: only the search job draws
+
     search_plot(table.set_index("model").loc[list(models)].reset_index(), HANDLES, Path(png).with_suffix(""),
                 base=settings(base), dataset=dataset, simulation=simulation)  # fmt: skip
     best, shown = table.iloc[0], table[["model", *HANDLES, rank_by, f"{rank_by}_rank", "best"]]

@@ -7,15 +7,9 @@ import logging
 
 import pandas as pd
 
-from l1refit.analysis import fakeid as evaluation
-from l1refit.analysis.dimuon import pair_masses
-from l1refit.analysis.fit import fit_table
-from l1refit.analysis.plots import fake_cut_mass
-from l1refit.deploy.fakeid import FAKE_PROB, export_fakeid
 from l1refit.formats.output import atomic_path
-from l1refit.ml.checkpoint import TrainedModel
-from l1refit.ml.fakeid import FAKE_FEATURES, LABEL, FakeClassifier, train_classifier
-from l1refit.skim.selection import Selection
+from l1refit.ml.fakeid import FakeClassifier, train_classifier
+from l1refit.ml.fakeid_columns import FAKE_FEATURES, FAKE_PROB, LABEL
 from l1refit.stages.folds import fold_number, job_seed, split_rows, write_predictions
 from l1refit.stages.plots import figure_stem
 
@@ -24,7 +18,9 @@ log = logging.getLogger(__name__)
 IDENTITY = ("run", "lumi", "event", "part", "entry", "l1_index")  # what names a candidate in the predictions
 
 
-def _read(candidates: str) -> pd.DataFrame:
+def read_candidates(candidates: str) -> pd.DataFrame:
+    """The columns of a candidate table the classifier jobs use: identity (the folds hash the event), features,
+    label."""
     columns = list(dict.fromkeys((*IDENTITY, *FAKE_FEATURES, LABEL)))
     return pd.read_parquet(candidates, columns=columns)
 
@@ -32,7 +28,7 @@ def _read(candidates: str) -> pd.DataFrame:
 def train(*, candidates: str, fakeid: dict, training: dict, split: str, model: str, history: str) -> None:
     """Train the classifier on every fold but ``split`` (``final``: on all folds); save it and its history."""
     fold = fold_number(split)
-    rows, _ = split_rows(_read(candidates), training, fold)
+    rows, _ = split_rows(read_candidates(candidates), training, fold)
     log.info("fake classifier, %s: %d candidates, %.1f %% fake", split, len(rows), 100 * rows[LABEL].mean())
     classifier, hist = train_classifier(
         rows,
@@ -63,7 +59,9 @@ def evaluate(
 ) -> None:
     """Out-of-fold fake probabilities of every candidate, the AUC and working points per fold of the classifier and
     of the quality cut alone, and the ROC plot."""
-    frame = _read(candidates)
+    from l1refit.analysis import fakeid as evaluation  # matplotlib, scipy: not needed to train
+
+    frame = read_candidates(candidates)
     efficiencies = tuple(fakeid["efficiencies"])
     folds, rows, points = [], [], []
     curves: dict[str, list] = {"mlp": [], "quality": []}
@@ -92,12 +90,25 @@ def evaluate(
 
 def export(*, model: str, selection: dict, onnx: str) -> None:
     """The classifier trained on all folds as an ONNX graph with the candidates' selection in its metadata."""
+    from l1refit.deploy.fakeid import export_fakeid  # onnx: only this job pays for it
+    from l1refit.skim.selection import Selection
+
     export_fakeid(FakeClassifier.load(model), onnx, Selection.from_config(selection))
     log.info("%s written", onnx)
 
 
+def combined(*, regression: str, fakeid: str, onnx: str) -> None:
+    """The analysis model's graph and the classifier's as one graph with both outputs (l1refit.deploy.combined)."""
+    from l1refit.deploy.combined import export_combined
+
+    export_combined(regression, fakeid, onnx)
+    log.info("%s written: input features, outputs corrected and fake_prob", onnx)
+
+
 def mass_cut(*, oof: str, efficiency: float) -> float:
     """The fake-probability threshold that keeps ``efficiency`` of the training dataset's real muons, out of fold."""
+    from l1refit.analysis import fakeid as evaluation  # matplotlib, scipy: not needed to train
+
     frame = pd.read_parquet(oof, columns=[LABEL, FAKE_PROB])
     points = evaluation.working_points(frame[LABEL].to_numpy(), frame[FAKE_PROB].to_numpy(), (efficiency,))
     return float(points["threshold"].iloc[0])
@@ -121,6 +132,11 @@ def mass(
     after the fake-probability cut at ``fakeid.mass_cut_efficiency`` (the threshold from the training dataset's
     out-of-fold probabilities), with the resonance fits of the network's masses before and after: what the cut does
     to the yields and background (the GMT masses are drawn, not fitted: the multi-start fits take seconds each)."""
+    from l1refit.analysis.dimuon import pair_masses  # the mass job's own modules (see stages/plots.py)
+    from l1refit.analysis.fit import fit_table, fitted_windows
+    from l1refit.analysis.plots import fake_cut_mass
+    from l1refit.ml.checkpoint import TrainedModel
+
     frame = pd.read_parquet(candidates)
     frame[FAKE_PROB] = FakeClassifier.load(classifier).predict_proba(frame)
     frame = frame.assign(**TrainedModel.load(network).predict(frame))
@@ -129,7 +145,8 @@ def mass(
     masses = {}
     for suffix, rows in (("", frame), (" cut", kept)):
         masses |= {f"{source}{suffix}": m for source, m in pair_masses(rows, sources=("GMT", "NN")).items()}
-    fits, _ = fit_table({name: m for name, m in masses.items() if name.startswith("NN")}, plots["resonances"])
+    nn_masses = {name: m for name, m in masses.items() if name.startswith("NN")}
+    fits, _ = fit_table(nn_masses, fitted_windows(plots["resonances"]))
     fits["background"] = fits["entries"] - fits["signal"]
     fits["fake_prob_max"] = threshold
     with atomic_path(table) as tmp:

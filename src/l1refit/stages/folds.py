@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from l1refit.deploy.fakeid import FAKE_PROB
 from l1refit.formats.output import atomic_path
-from l1refit.ml.fakeid import FAKE_FEATURES, FakeClassifier
+from l1refit.ml.fakeid_columns import FAKE_FEATURES, FAKE_PROB
 from l1refit.ml.folds import fold_split
 
 PREDICTION_COLUMNS = ("pred_phi", "pred_eta", "pred_pt")
@@ -59,6 +58,8 @@ def with_fake_prob(frame: pd.DataFrame, candidates: str | None, classifier: str 
     if joined[list(FAKE_FEATURES)].isna().to_numpy().any():
         raise ValueError(f"{candidates}: some muons of the predictions are not in the candidate table (keys {keys}), "
                          f"so {classifier} cannot give them a fake probability")  # fmt: skip
+    from l1refit.ml.fakeid import FakeClassifier  # torch: only the jobs that score muons pay for it
+
     return frame.assign(**{FAKE_PROB: FakeClassifier.load(classifier).predict_proba(joined)})
 
 

@@ -1,5 +1,6 @@
 """FPGA stage (workflow/rules/fpga.smk): the precision scan, the firmware of the chosen design (hls4ml project,
-da4ml Verilog, the emulator-vs-C-simulation check, the FPGA Table 3) and the firmware's predictions."""
+da4ml Verilog, the emulator-vs-C-simulation check, the FPGA Table 3) and the firmware's predictions; the fake
+classifier's scan and firmware."""
 
 from __future__ import annotations
 
@@ -12,17 +13,28 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from l1refit.analysis.fakeid import working_points
 from l1refit.analysis.metrics import Windows
+from l1refit.deploy.fakeid import FAKE_PROB
 from l1refit.deploy.fpga import hls, rtl, rtlsim
 from l1refit.deploy.fpga.design import Design, build_design
 from l1refit.deploy.fpga.emulate import emulate
+from l1refit.deploy.fpga.fakeid import (
+    FakeDesign,
+    build_fakeid_design,
+    chosen_precision,
+    fakeid_precision_scan,
+    firmware_features,
+)
 from l1refit.deploy.fpga.firmware import FirmwareModel, firmware_model, firmware_of_design
 from l1refit.deploy.fpga.qat import QatSettings, qat_finetune
 from l1refit.deploy.fpga.rtlsim import VerilatorMissing
 from l1refit.deploy.fpga.scan import POST_TRAINING, QatDesigns, firmware_corrected, precision_scan
-from l1refit.deploy.fpga.table3 import table3_fpga
+from l1refit.deploy.fpga.table3 import DEVICES, table3_fpga
 from l1refit.formats.output import atomic_path, write_csv
 from l1refit.ml.checkpoint import TrainedModel
+from l1refit.ml.fakeid import LABEL, FakeClassifier
+from l1refit.stages.fakeid import read_candidates
 from l1refit.stages.folds import fold_number, job_seed, split_rows, with_predictions, write_predictions
 
 log = logging.getLogger(__name__)
@@ -194,3 +206,56 @@ def fpga_predict(*, design: str, skim: str, predictions: str) -> None:
     pred = {"pred_phi": values[:, 0], "pred_eta": values[:, 1], "pred_pt": values[:, 2]}
     write_predictions(with_predictions(rows, pred), predictions)
     log.info("%s: %d muons corrected by the emulated firmware %s", skim, len(rows), built.precision)
+
+
+def fpga_fakeid(*, models: list[str], final_model: str, candidates: str, oof: str, fakeid: dict, fpga: dict,
+                training: dict, selection: dict, table: str, folds_table: str, design: str, hls_dir: str,
+                rtl_dir: str) -> None:  # fmt: skip
+    """The fake classifier as firmware: the precision scan out of fold (``table``: mean per design, with
+    resources; ``folds_table``: per fold), then the chosen design of the classifier trained on all folds, with the
+    comparator constants of the working points (thresholds from the float classifier's out-of-fold probabilities),
+    as an hls4ml project whose C simulation must equal the emulator bit for bit, da4ml Verilog, and ``design``."""
+    frame = read_candidates(candidates)
+    folds = [(FakeClassifier.load(path), split_rows(frame, training, fold)[1]) for fold, path in enumerate(models)]
+
+    def resources(built: FakeDesign) -> dict[str, float]:
+        log.info("da4ml estimate of the fake classifier at %s", built.precision)
+        return rtl.estimate(rtl.trace(built), fpga["latency_cutoff"])
+
+    settings = fakeid["fpga"]
+    with threadpool_limits(1):
+        per_fold, summary = fakeid_precision_scan(
+            folds, settings["precisions"], efficiencies=tuple(fakeid["efficiencies"]),
+            auc_tolerance=settings["auc_tolerance"], rejection_tolerance=settings["rejection_tolerance"],
+            resources=resources if fpga["resources"] else None,
+        )  # fmt: skip
+    if "stages" in summary:  # fully pipelined, II = 1: one clock per stage
+        summary["latency_ns_estimate"] = summary["stages"] * fpga["clock_period_ns"]
+        for device, luts in DEVICES.items():
+            summary[f"lut_fraction_{device.split()[0]}_estimate"] = summary["luts_estimate"] / luts
+    precision = chosen_precision(summary)
+    log.info("fake classifier designs, out of fold:\n%s", summary.to_string(index=False))
+    if not summary["chosen"].any():
+        log.warning("no fake-ID design within AUC %.4g and rejection %.4g of the float network; using the widest, %s",
+                    settings["auc_tolerance"], settings["rejection_tolerance"], precision)  # fmt: skip
+    probabilities = pd.read_parquet(oof, columns=[LABEL, FAKE_PROB])
+    points = working_points(probabilities[LABEL].to_numpy(), probabilities[FAKE_PROB].to_numpy(),
+                            tuple(fakeid["efficiencies"]))  # fmt: skip
+    cuts = dict(zip(points["real_efficiency_target"], points["threshold"], strict=True))
+    classifier = FakeClassifier.load(final_model)
+    built = build_fakeid_design(classifier, precision, selection=selection, cuts=cuts)
+    hw = firmware_features(frame.head(fpga["check_rows"]), built.inputs)
+    for directory in (hls_dir, rtl_dir):
+        shutil.rmtree(directory, ignore_errors=True)
+    hls_model = hls.convert_design(built, hls_dir, part=fpga["part"], clock_period=fpga["clock_period_ns"])
+    n = hls.check_bit_exact(built, hls_model, hw)
+    log.info("fake classifier: emulator == hls4ml C simulation on %d candidates, bit for bit (%s)", n, precision)
+    comb = rtl.trace(built)
+    if not (rtl.predict(comb, built, hw) == hls.csim(hls_model, hw).reshape(len(hw), -1)).all():
+        raise RuntimeError(f"fake-ID design {precision}: da4ml's logic and the hls4ml C simulation differ")
+    rtl.write_verilog(comb, rtl_dir, latency_cutoff=fpga["latency_cutoff"], clock_period=fpga["clock_period_ns"],
+                      part=fpga["part"])  # fmt: skip
+    (Path(hls_dir) / "l1refit_check.json").write_text(json.dumps({"precision": precision, "rows_checked": n}) + "\n")
+    built.save(design)  # atomic
+    write_csv(per_fold, folds_table)
+    write_csv(summary, table)

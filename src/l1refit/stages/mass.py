@@ -16,10 +16,7 @@ from l1refit.analysis.tables import table2 as table2_frame
 from l1refit.analysis.tables import write_table2
 from l1refit.formats.output import atomic_path
 from l1refit.ml.baselines import bayes_corrections, event_index
-from l1refit.ml.reweight import Reweighting
-from l1refit.ml.training import train_and_save
 from l1refit.stages.folds import with_predictions, write_predictions
-from l1refit.stages.train import spec_and_arguments
 
 log = logging.getLogger(__name__)
 LIMIT = "limit"
@@ -30,6 +27,10 @@ def train_reweighted(*, skim: str, target: str, spec: dict, training: dict, rewe
     """Train one model on every training muon, weighted so the training population's offline (pT, |η|, charge)
     density is the ``target`` dataset's (l1refit.ml.reweight), for ``schedule`` epochs and patience; save it with
     its history, plot and a weight summary."""
+    from l1refit.ml.reweight import Reweighting  # torch: only the reweighted training pays for it
+    from l1refit.ml.training import train_and_save
+    from l1refit.stages.train import spec_and_arguments
+
     train_df, target_df = pd.read_parquet(skim), pd.read_parquet(target)
     settings = Reweighting(**reweight)
     w, summary = settings.weights(train_df, target_df)

@@ -1,7 +1,9 @@
 """Analysis stage (workflow/rules/plots.smk): paper Figures 2 and 3, the resonance fits, the turn-on curves.
 
 Figure 2 and the turn-on curves use the out-of-fold predictions (no muon judged by a network that saw it);
-Figure 3 applies the final network (trained on all folds) to the mass dataset, which it never saw.
+Figure 3 applies the final network (trained on all folds) to the mass dataset, which it never saw. Each function
+imports the analysis and plotting modules it uses itself: a job loads only those (matplotlib, iminuit, torch take
+seconds to import, paid by every job that imports this module).
 """
 
 from __future__ import annotations
@@ -12,14 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from l1refit.analysis.dimuon import FIGURE_SOURCES, SOURCES, pair_masses
-from l1refit.analysis.efficiency import turn_on_table
-from l1refit.analysis.fit import fit_table
 from l1refit.analysis.metrics import Windows
-from l1refit.analysis.plots import fig2_residuals, fig3_mass, resonance_overlay, turn_on_plot
 from l1refit.errors import FormatError
 from l1refit.formats.output import write_csv
-from l1refit.ml.checkpoint import TrainedModel
 from l1refit.stages.folds import with_fake_prob, with_predictions, write_predictions
 
 log = logging.getLogger(__name__)
@@ -44,6 +41,8 @@ def predict_dataset(*, model: str, skim: str, predictions: str, candidates: str 
                     classifier: str | None = None) -> None:  # fmt: skip
     """A final model applied to every row of a skim (a dataset it was not trained on, e.g. MuOnia), with the final
     fake classifier's probability (fake identification on)."""
+    from l1refit.ml.checkpoint import TrainedModel  # torch: only the job that applies a network pays for it
+
     rows = pd.read_parquet(skim)
     out = with_predictions(rows, TrainedModel.load(model).predict(rows))
     write_predictions(with_fake_prob(out, candidates, classifier), predictions)
@@ -54,6 +53,8 @@ def fig2(*, predictions: list[str], model: str, metrics: dict, dataset: str, sim
          pdf: str, firmware_predictions: list[str] | None = None) -> None:  # fmt: skip
     """Figure 2 from the out-of-fold predictions of ``model`` (and of its chosen firmware design, when the FPGA
     stage ran: the same rows, fold by fold)."""
+    from l1refit.analysis.plots import fig2_residuals
+
     df = _read_all(predictions)
     if firmware_predictions:
         firmware = _read_all(firmware_predictions)
@@ -74,6 +75,10 @@ def dimuon(*, predictions: str, model: str, plots: dict, dataset: str, simulatio
     the other sources of the same muons when given: the emulated firmware (``FPGA``), the unweighted network when
     ``predictions`` are the reweighted one's (``NN (ZeroBias)``), the per-cell optimum (``limit``); and the
     pT-only and angles-only versions of NN and limit (resonances.csv only: where the mass resolution goes)."""
+    from l1refit.analysis.dimuon import FIGURE_SOURCES, SOURCES, pair_masses
+    from l1refit.analysis.fit import fit_table, fitted_windows
+    from l1refit.analysis.plots import fig3_mass, resonance_overlay
+
     df = pd.read_parquet(predictions)
     for prefix, path in (("fpga", firmware_predictions), ("zb", zerobias_predictions), ("limit", limit_predictions)):
         if path is None:
@@ -99,7 +104,7 @@ def dimuon(*, predictions: str, model: str, plots: dict, dataset: str, simulatio
     nn_label = f"NN ({model}, reweighted to {dataset})" if zerobias_predictions is not None else None
     fig3_mass(shown, figure_stem(fig3_png, fig3_pdf), model=model, mass_range=(low, high), bins=plots["mass_bins"],
               dataset=dataset, simulation=simulation, nn_label=nn_label)  # fmt: skip
-    fits_table, fits = fit_table(masses, plots["resonances"])
+    fits_table, fits = fit_table(masses, fitted_windows(plots["resonances"]))
     write_csv(fits_table, table)
     resonance_overlay(shown, [f for f in fits if f.source in FIGURE_SOURCES], figure_stem(overlay_png, overlay_pdf),
                       model=model, dataset=dataset, simulation=simulation, nn_label=nn_label)  # fmt: skip
@@ -113,6 +118,9 @@ def dimuon(*, predictions: str, model: str, plots: dict, dataset: str, simulatio
 def turn_on(*, predictions: list[str], model: str, plots: dict, dataset: str, simulation: bool, png: str, pdf: str,
             table: str) -> pd.DataFrame:  # fmt: skip
     """Turn-on curves (plot and table) for each threshold with GMT pT and with the network's pT."""
+    from l1refit.analysis.efficiency import turn_on_table
+    from l1refit.analysis.plots import turn_on_plot
+
     df = _read_all(predictions)
     low, high = plots["turn_on_pt_range"]
     edges = np.linspace(float(low), float(high), int(plots["turn_on_bins"]) + 1)

@@ -11,12 +11,12 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from l1refit.deploy.fpga.fixed import FixedType, Precision
-from l1refit.deploy.fpga.hardware import OutputUnits, input_types
+from l1refit.deploy.fpga.hardware import PHYSICS_INPUTS, OutputUnits, input_types
 from l1refit.formats.output import atomic_path
 
 if TYPE_CHECKING:
@@ -55,20 +55,19 @@ class Layer:
                    None if relu_type is None else FixedType.parse(relu_type))  # fmt: skip
 
 
-@dataclass
-class Design(OutputUnits):
-    """The fixed-point network on the hardware integers ``inputs``; outputs are the corrections (firmware.py)."""
+class DenseNetwork:
+    """What every fixed-point design has: ``layers`` on the hardware integers ``inputs`` (the regression's
+    :class:`Design`, the fake classifier's :class:`l1refit.deploy.fpga.fakeid.FakeDesign`); the emulator, hls4ml and
+    da4ml read only this."""
 
     layers: list[Layer]
     inputs: tuple[str, ...]
-    pt_target: str
     precision: str
-    model_id: str = ""
-    units: str = "physical"
+    required_inputs: ClassVar[tuple[str, ...]] = PHYSICS_INPUTS  # what the outputs need among the inputs
 
     @property
     def input_types(self) -> tuple[FixedType, ...]:
-        return input_types(self.inputs)
+        return input_types(self.inputs, self.required_inputs)
 
     @property
     def input_type(self) -> FixedType:
@@ -81,6 +80,48 @@ class Design(OutputUnits):
     @property
     def output_type(self) -> FixedType:
         return self.layers[-1].result_type
+
+    def to_torch(self):
+        """A float32 ``nn.Sequential`` whose weights are exactly the quantised constants: what hls4ml converts."""
+        import torch
+        from torch import nn
+
+        modules = []
+        for layer in self.layers:
+            dense = nn.Linear(layer.weight.shape[1], layer.weight.shape[0])
+            with torch.no_grad():  # exact: at most 24 significant bits (fixed.MAX_WEIGHT_WIDTH)
+                dense.weight.copy_(torch.as_tensor(layer.weight_type.to_float(layer.weight), dtype=torch.float32))
+                dense.bias.copy_(torch.as_tensor(layer.bias_type.to_float(layer.bias), dtype=torch.float32))
+            modules.append((layer.name, dense))
+            if layer.relu:
+                modules.append((layer.relu, nn.ReLU()))
+        return nn.Sequential(OrderedDict(modules)).eval()
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    """A design as one line of JSON, written atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, separators=(",", ":")) + "\n")
+
+
+def read_json(path: str | Path) -> dict:
+    """A design file's JSON; a file that cannot be read or parsed is a ValueError naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read an FPGA design: {err}") from err
+
+
+@dataclass
+class Design(DenseNetwork, OutputUnits):
+    """The fixed-point network on the hardware integers ``inputs``; outputs are the corrections (firmware.py)."""
+
+    layers: list[Layer]
+    inputs: tuple[str, ...]
+    pt_target: str
+    precision: str
+    model_id: str = ""
+    units: str = "physical"
 
     def physical(self, outputs: np.ndarray) -> np.ndarray:
         """Design outputs as the corrections in rad, η, GeV (or a fraction of the L1 pT), what ONNX subtracts."""
@@ -103,40 +144,18 @@ class Design(OutputUnits):
                    data.get("units", "physical"))  # fmt: skip
 
     def save(self, path: str | Path) -> None:
-        with atomic_path(path) as tmp:
-            Path(tmp).write_text(json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> Design:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: cannot read an FPGA design: {err}") from err
-        return cls.from_dict(data, str(path))
-
-    def to_torch(self):
-        """A float32 ``nn.Sequential`` whose weights are exactly the quantised constants: what hls4ml converts."""
-        import torch
-        from torch import nn
-
-        modules = []
-        for layer in self.layers:
-            dense = nn.Linear(layer.weight.shape[1], layer.weight.shape[0])
-            with torch.no_grad():  # exact: at most 24 significant bits (fixed.MAX_WEIGHT_WIDTH)
-                dense.weight.copy_(torch.as_tensor(layer.weight_type.to_float(layer.weight), dtype=torch.float32))
-                dense.bias.copy_(torch.as_tensor(layer.bias_type.to_float(layer.bias), dtype=torch.float32))
-            modules.append((layer.name, dense))
-            if layer.relu:
-                modules.append((layer.relu, nn.ReLU()))
-        return nn.Sequential(OrderedDict(modules)).eval()
+        return cls.from_dict(read_json(path), str(path))
 
 
-def build_design(firmware: FirmwareModel, precision: Precision | str) -> Design:
-    """Quantise the firmware model's constants to ``precision`` (fixed.Precision: types per layer)."""
-    if isinstance(precision, str):
-        precision = Precision.from_string(precision)
+def build_layers(dense_layers, precision: Precision) -> list[Layer]:
+    """Quantise ``(name, weight, bias, relu)`` per dense layer (``FirmwareModel.dense_layers``) to ``precision``;
+    an override naming no layer is an error."""
     layers = []
-    for name, weight, bias, relu in firmware.dense_layers():
+    for name, weight, bias, relu in dense_layers:
         w_type = precision.constant_type(name, "weight", weight)
         b_type = precision.constant_type(name, "bias", bias)
         result = precision.result_type(name)
@@ -149,4 +168,12 @@ def build_design(firmware: FirmwareModel, precision: Precision | str) -> Design:
     if unknown:
         raise ValueError(f"precision {precision}: override(s) for unknown layer(s) {', '.join(unknown)} "
                          f"(layers: {', '.join(sorted(known))})")  # fmt: skip
+    return layers
+
+
+def build_design(firmware: FirmwareModel, precision: Precision | str) -> Design:
+    """Quantise the firmware model's constants to ``precision`` (fixed.Precision: types per layer)."""
+    if isinstance(precision, str):
+        precision = Precision.from_string(precision)
+    layers = build_layers(firmware.dense_layers(), precision)
     return Design(layers, firmware.inputs, firmware.pt_target, str(precision), firmware.model_id, firmware.units)

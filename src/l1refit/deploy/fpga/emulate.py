@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from l1refit.deploy.fpga.design import Design
+from l1refit.deploy.fpga.design import DenseNetwork, Design
 from l1refit.deploy.fpga.fixed import EXACT, FixedType
 from l1refit.deploy.fpga.hardware import check_hw
 
@@ -31,7 +31,7 @@ class _Step:
     fused: bool  # ReLU of the result's own type: folded into the overflow step
 
 
-def plan(design: Design) -> list[_Step]:
+def plan(design: DenseNetwork) -> list[_Step]:
     """The layers as float64 operands scaled to their result's LSB; a ``ValueError`` if float64 could be inexact.
 
     Scaling by powers of two and adding the rounding half to the bias keep every value exact as long as the
@@ -73,9 +73,9 @@ def _run(steps: list[_Step], x: np.ndarray) -> np.ndarray:
     return x
 
 
-def emulate_mantissas(design: Design, hw) -> np.ndarray:
+def emulate_mantissas(design: DenseNetwork, hw) -> np.ndarray:
     """The output mantissas (N, n_out), float64 integers of ``design.output_type``, for raw integers ``hw``."""
-    x = check_hw(hw, design.inputs)
+    x = check_hw(hw, design.inputs, design.input_types)
     steps = plan(design)
     n_out = design.layers[-1].weight.shape[0]
     out = np.empty((len(x), n_out), dtype=np.float64)

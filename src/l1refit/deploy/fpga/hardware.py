@@ -23,6 +23,14 @@ INPUT_TYPES = {
     "hwEta": "ap_int<9>",
     "hwPt": "ap_uint<9>",
     "charge": "ap_int<2>",
+    # the fake classifier's (l1refit.ml.fakeid.FAKE_FEATURES): the 4-bit quality and the neighbour features
+    # (l1refit.skim.neighbours) as a neighbour stage beside the network would compute them from the BX's muons
+    "hwQual": "ap_uint<4>",
+    "n_l1_bx": "ap_uint<4>",  # at most 8 uGMT output muons per BX; saturated at 15 (fakeid.firmware_features)
+    "near_dphi": "ap_uint<9>",  # 0..288
+    "near_deta": "ap_uint<9>",  # |ΔhwEta| of two 9-bit values within the barrel
+    "near_dqual": "ap_int<5>",  # −15..15
+    "near_dpt": "ap_int<10>",  # −511..511
 }
 OUTPUTS = TARGET_NAMES  # dphi, deta, dpt
 
@@ -49,9 +57,10 @@ def output_units(pt_target: str, units: str = "physical") -> dict[str, str]:
     return {"dphi": f"phi LSB ({lsb[0]} rad)", "deta": f"eta LSB ({lsb[1]})", "dpt": pt}
 
 
-def input_types(inputs: Sequence[str]) -> tuple[FixedType, ...]:
-    """The hardware type of every input column; a column without one, or no φ, η, pT to correct, is an error."""
-    missing = [name for name in PHYSICS_INPUTS if name not in inputs]
+def input_types(inputs: Sequence[str], required: Sequence[str] = PHYSICS_INPUTS) -> tuple[FixedType, ...]:
+    """The hardware type of every input column; a column without one, or no φ, η, pT to correct (``required``:
+    what the regression's corrections apply to), is an error."""
+    missing = [name for name in required if name not in inputs]
     if missing:
         raise ValueError(f"no firmware for a model without input(s) {', '.join(missing)}: its corrections apply to "
                          f"the L1 values computed from them (model inputs: {', '.join(inputs)})")  # fmt: skip
@@ -62,13 +71,14 @@ def input_types(inputs: Sequence[str]) -> tuple[FixedType, ...]:
     return tuple(FixedType.parse(INPUT_TYPES[name]) for name in inputs)
 
 
-def check_hw(hw, inputs: Sequence[str]) -> np.ndarray:
-    """``hw`` as (N, n_inputs) float64 integers, each inside its hardware type; anything else is a ``ValueError``."""
+def check_hw(hw, inputs: Sequence[str], kinds: Sequence[FixedType] | None = None) -> np.ndarray:
+    """``hw`` as (N, n_inputs) float64 integers, each inside its hardware type (``kinds``, by default those of
+    :func:`input_types`); anything else is a ``ValueError``."""
     x = np.asarray(hw, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != len(inputs):
         raise ValueError(f"expected an (N, {len(inputs)}) array of hardware integers ({', '.join(inputs)}), "
                          f"got shape {x.shape}")  # fmt: skip
-    for column, name, kind in zip(x.T, inputs, input_types(inputs), strict=True):
+    for column, name, kind in zip(x.T, inputs, input_types(inputs) if kinds is None else kinds, strict=True):
         low, high = kind.bounds
         bad = (column != np.floor(column)) | (column < low) | (column > high)
         if np.any(bad):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from l1refit.deploy.fpga.design import Design, build_design
-from l1refit.deploy.fpga.emulate import emulate
+from l1refit.deploy.fpga.design import DenseNetwork, build_design
+from l1refit.deploy.fpga.emulate import emulate_mantissas
 from l1refit.deploy.fpga.firmware import FirmwareModel
 from l1refit.deploy.fpga.fixed import Precision
 from l1refit.errors import L1RefitError
@@ -40,7 +40,7 @@ def check_compiler() -> str:
     return path
 
 
-def hls_config(design: Design, module) -> dict:
+def hls_config(design: DenseNetwork, module) -> dict:
     """hls4ml's per-layer configuration of ``module`` (``design.to_torch()``) with the design's types."""
     import hls4ml
 
@@ -66,10 +66,15 @@ def convert(firmware: FirmwareModel, precision: Precision | str, output_dir: str
             clock_period: float):  # fmt: skip
     """The compiled hls4ml model of ``firmware`` at ``precision``; ``output_dir`` gets the HLS project and
     ``design.json`` (the quantised design, :class:`~l1refit.deploy.fpga.design.Design`)."""
+    return convert_design(build_design(firmware, precision), output_dir, part=part, clock_period=clock_period)
+
+
+def convert_design(design: DenseNetwork, output_dir: str | Path, *, part: str, clock_period: float):
+    """The compiled hls4ml model of a built design (the regression's or the fake classifier's); ``output_dir``
+    gets the HLS project and the design as ``design.json``."""
     import hls4ml
 
     check_compiler()
-    design = build_design(firmware, precision)
     module = design.to_torch()
     output_dir = Path(output_dir)
     hls_model = hls4ml.converters.convert_from_pytorch_model(
@@ -86,10 +91,10 @@ def csim(hls_model, hw) -> np.ndarray:
     return np.asarray(hls_model.predict(np.ascontiguousarray(hw, dtype=np.float64)), dtype=np.float64)
 
 
-def check_bit_exact(design: Design, hls_model, hw) -> int:
+def check_bit_exact(design: DenseNetwork, hls_model, hw) -> int:
     """Compare the emulator with the C simulation on ``hw``; a ``RuntimeError`` on any differing bit, else N."""
     want = csim(hls_model, hw).reshape(len(hw), -1)
-    got = emulate(design, hw)
+    got = design.output_type.to_float(emulate_mantissas(design, hw))
     differ = np.any(got != want, axis=1)
     if np.any(differ):
         first = int(np.argmax(differ))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from l1refit.deploy.fpga.design import Design
+from l1refit.deploy.fpga.design import DenseNetwork
 from l1refit.deploy.fpga.fixed import FixedType
 from l1refit.deploy.fpga.hardware import check_hw
 
@@ -32,7 +32,7 @@ def _quantize(x, kind: FixedType):
                     round_mode=kind.rounding.removeprefix("AP_"))  # fmt: skip
 
 
-def trace(design: Design):
+def trace(design: DenseNetwork):
     """da4ml's combinational logic (``CombLogic``) of the design: the same arithmetic as the emulator."""
     from da4ml.trace import FixedVariableArrayInput, comb_trace
     from da4ml.trace.ops import relu
@@ -59,9 +59,10 @@ def estimate(comb, latency_cutoff: float) -> dict[str, float]:
             "stages": len(pipe.solutions), "latency_cutoff": float(latency_cutoff)}  # fmt: skip
 
 
-def predict(comb, design: Design, hw) -> np.ndarray:
+def predict(comb, design: DenseNetwork, hw) -> np.ndarray:
     """da4ml's bit-exact evaluation of the traced logic on raw integers ``hw``: the design outputs, float64."""
-    return np.asarray(comb.predict(np.ascontiguousarray(check_hw(hw, design.inputs))), dtype=np.float64)
+    hw = check_hw(hw, design.inputs, design.input_types)
+    return np.asarray(comb.predict(np.ascontiguousarray(hw)), dtype=np.float64)
 
 
 def write_verilog(comb, output_dir: str | Path, *, latency_cutoff: float, clock_period: float, part: str) -> Path:
