@@ -115,20 +115,28 @@ def fpga_firmware(*, model: str, scan: str, skim: str, fpga: dict, hls_dir: str,
     firmware = _firmware(training, precision, model, qat_design, fpga["units"])
     rows = pd.read_parquet(skim, columns=list(firmware.inputs)).head(fpga["check_rows"])
     hw = rows.to_numpy()
-    for directory in (hls_dir, rtl_dir):
-        shutil.rmtree(directory, ignore_errors=True)
-    hls_model = hls.convert(firmware, precision, hls_dir, part=fpga["part"], clock_period=fpga["clock_period_ns"])
     built = build_design(firmware, precision)
-    n = hls.check_bit_exact(built, hls_model, hw)
-    log.info("emulator == hls4ml C simulation on %d skim rows, bit for bit (%s)", n, precision)
-    comb = rtl.trace(built)
-    if not (rtl.predict(comb, built, hw) == hls.csim(hls_model, hw).reshape(len(hw), -1)).all():
-        raise RuntimeError(f"design {precision}: da4ml's logic and the hls4ml C simulation differ")
-    rtl.write_verilog(comb, rtl_dir, latency_cutoff=fpga["latency_cutoff"], clock_period=fpga["clock_period_ns"],
-                      part=fpga["part"])  # fmt: skip
+    _write_firmware(built, hw, fpga, hls_dir, rtl_dir, "skim rows")
     built.save(design)  # atomic
     write_csv(table3_fpga(scan_table, fpga["clock_period_ns"]), table3)
-    (Path(hls_dir) / "l1refit_check.json").write_text(json.dumps({"precision": precision, "rows_checked": n}) + "\n")
+
+
+def _write_firmware(built, hw, fpga: dict, hls_dir: str, rtl_dir: str, rows: str) -> None:
+    """The hls4ml project of a built design (regression or fake classifier) in ``hls_dir``, its C simulation
+    checked against the emulator bit for bit on ``hw``, and da4ml's Verilog in ``rtl_dir`` (its logic checked
+    against the C simulation too); a RuntimeError on any differing bit."""
+    for directory in (hls_dir, rtl_dir):
+        shutil.rmtree(directory, ignore_errors=True)
+    hls_model = hls.convert_design(built, hls_dir, part=fpga["part"], clock_period=fpga["clock_period_ns"])
+    n = hls.check_bit_exact(built, hls_model, hw)
+    log.info("emulator == hls4ml C simulation on %d %s, bit for bit (%s)", n, rows, built.precision)
+    comb = rtl.trace(built)
+    if not (rtl.predict(comb, built, hw) == hls.csim(hls_model, hw).reshape(len(hw), -1)).all():
+        raise RuntimeError(f"design {built.precision}: da4ml's logic and the hls4ml C simulation differ")
+    rtl.write_verilog(comb, rtl_dir, latency_cutoff=fpga["latency_cutoff"], clock_period=fpga["clock_period_ns"],
+                      part=fpga["part"])  # fmt: skip
+    check = {"precision": built.precision, "rows_checked": n}
+    (Path(hls_dir) / "l1refit_check.json").write_text(json.dumps(check) + "\n")
 
 
 def fpga_rtl_simulation(*, rtl_dir: str, design: str, skim: str, fpga: dict, result: str, threads: int = 1) -> None:
@@ -245,17 +253,7 @@ def fpga_fakeid(*, models: list[str], final_model: str, candidates: str, oof: st
     classifier = FakeClassifier.load(final_model)
     built = build_fakeid_design(classifier, precision, selection=selection, cuts=cuts)
     hw = firmware_features(frame.head(fpga["check_rows"]), built.inputs)
-    for directory in (hls_dir, rtl_dir):
-        shutil.rmtree(directory, ignore_errors=True)
-    hls_model = hls.convert_design(built, hls_dir, part=fpga["part"], clock_period=fpga["clock_period_ns"])
-    n = hls.check_bit_exact(built, hls_model, hw)
-    log.info("fake classifier: emulator == hls4ml C simulation on %d candidates, bit for bit (%s)", n, precision)
-    comb = rtl.trace(built)
-    if not (rtl.predict(comb, built, hw) == hls.csim(hls_model, hw).reshape(len(hw), -1)).all():
-        raise RuntimeError(f"fake-ID design {precision}: da4ml's logic and the hls4ml C simulation differ")
-    rtl.write_verilog(comb, rtl_dir, latency_cutoff=fpga["latency_cutoff"], clock_period=fpga["clock_period_ns"],
-                      part=fpga["part"])  # fmt: skip
-    (Path(hls_dir) / "l1refit_check.json").write_text(json.dumps({"precision": precision, "rows_checked": n}) + "\n")
+    _write_firmware(built, hw, fpga, hls_dir, rtl_dir, "fake-ID candidates")
     built.save(design)  # atomic
     write_csv(per_fold, folds_table)
     write_csv(summary, table)
