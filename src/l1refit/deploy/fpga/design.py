@@ -58,7 +58,8 @@ class Layer:
 class DenseNetwork:
     """What every fixed-point design has: ``layers`` on the hardware integers ``inputs`` (the regression's
     :class:`Design`, the fake classifier's :class:`l1refit.deploy.fpga.fakeid.FakeDesign`); the emulator, hls4ml and
-    da4ml read only this."""
+    da4ml read only this. Each subclass gives ``to_dict``/``from_dict`` (its JSON format); saving and loading are
+    shared."""
 
     layers: list[Layer]
     inputs: tuple[str, ...]
@@ -81,6 +82,20 @@ class DenseNetwork:
     def output_type(self) -> FixedType:
         return self.layers[-1].result_type
 
+    def save(self, path: str | Path) -> None:
+        """The design as one line of JSON, written atomically."""
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """A saved design; a file that cannot be read or parsed, or of another format, is a ValueError naming it."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: cannot read an FPGA design: {err}") from err
+        return cls.from_dict(data, str(path))
+
     def to_torch(self):
         """A float32 ``nn.Sequential`` whose weights are exactly the quantised constants: what hls4ml converts."""
         import torch
@@ -96,20 +111,6 @@ class DenseNetwork:
             if layer.relu:
                 modules.append((layer.relu, nn.ReLU()))
         return nn.Sequential(OrderedDict(modules)).eval()
-
-
-def write_json(path: str | Path, data: dict) -> None:
-    """A design as one line of JSON, written atomically."""
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, separators=(",", ":")) + "\n")
-
-
-def read_json(path: str | Path) -> dict:
-    """A design file's JSON; a file that cannot be read or parsed is a ValueError naming it."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read an FPGA design: {err}") from err
 
 
 @dataclass
@@ -142,13 +143,6 @@ class Design(DenseNetwork, OutputUnits):
         layers = [Layer.from_dict(layer) for layer in data["layers"]]
         return cls(layers, tuple(data["inputs"]), data["pt_target"], data["precision"], data.get("model_id", ""),
                    data.get("units", "physical"))  # fmt: skip
-
-    def save(self, path: str | Path) -> None:
-        write_json(path, self.to_dict())
-
-    @classmethod
-    def load(cls, path: str | Path) -> Design:
-        return cls.from_dict(read_json(path), str(path))
 
 
 def build_layers(dense_layers, precision: Precision) -> list[Layer]:

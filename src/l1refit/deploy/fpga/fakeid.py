@@ -16,12 +16,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from l1refit.deploy.fpga.design import DenseNetwork, Layer, build_layers, read_json, write_json
+from l1refit.deploy.fpga.design import DenseNetwork, Layer, build_layers
 from l1refit.deploy.fpga.emulate import emulate_mantissas
 from l1refit.deploy.fpga.fixed import Precision
 
@@ -147,13 +146,6 @@ class FakeDesign(DenseNetwork):
         cuts = {key: float(value["fake_prob"]) for key, value in data.get("cuts", {}).items()}
         return cls(layers, tuple(data["inputs"]), data["precision"], dict(data.get("selection", {})), cuts,
                    data.get("model_id", "fakeid"))  # fmt: skip
-
-    def save(self, path: str | Path) -> None:
-        write_json(path, self.to_dict())
-
-    @classmethod
-    def load(cls, path: str | Path) -> FakeDesign:
-        return cls.from_dict(read_json(path), str(path))
 
 
 def _cut_key(efficiency: float | str) -> str:
