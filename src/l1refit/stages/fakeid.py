@@ -105,13 +105,19 @@ def combined(*, regression: str, fakeid: str, onnx: str) -> None:
     log.info("%s written: input features, outputs corrected and fake_prob", onnx)
 
 
-def mass_cut(*, oof: str, efficiency: float) -> float:
-    """The fake-probability threshold that keeps ``efficiency`` of the training dataset's real muons, out of fold."""
+def cut_thresholds(*, oof: str, efficiencies) -> dict[float, float]:
+    """{efficiency: the fake-probability threshold that keeps that fraction of the training dataset's real muons},
+    from the out-of-fold probabilities ``oof``."""
     from l1refit.analysis import fakeid as evaluation  # matplotlib, scipy: not needed to train
 
     frame = pd.read_parquet(oof, columns=[LABEL, FAKE_PROB])
-    points = evaluation.working_points(frame[LABEL].to_numpy(), frame[FAKE_PROB].to_numpy(), (efficiency,))
-    return float(points["threshold"].iloc[0])
+    points = evaluation.working_points(frame[LABEL].to_numpy(), frame[FAKE_PROB].to_numpy(), tuple(efficiencies))
+    return {float(e): float(t) for e, t in zip(points["real_efficiency_target"], points["threshold"], strict=True)}
+
+
+def mass_cut(*, oof: str, efficiency: float) -> float:
+    """The fake-probability threshold that keeps ``efficiency`` of the training dataset's real muons, out of fold."""
+    return cut_thresholds(oof=oof, efficiencies=(efficiency,))[float(efficiency)]
 
 
 def mass(

@@ -13,9 +13,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from l1refit.analysis.fakeid import working_points
 from l1refit.analysis.metrics import Windows
-from l1refit.deploy.fakeid import FAKE_PROB
 from l1refit.deploy.fpga import hls, rtl, rtlsim
 from l1refit.deploy.fpga.design import Design, build_design
 from l1refit.deploy.fpga.emulate import emulate
@@ -33,8 +31,8 @@ from l1refit.deploy.fpga.scan import POST_TRAINING, QatDesigns, firmware_correct
 from l1refit.deploy.fpga.table3 import DEVICES, table3_fpga
 from l1refit.formats.output import atomic_path, write_csv
 from l1refit.ml.checkpoint import TrainedModel
-from l1refit.ml.fakeid import LABEL, FakeClassifier
-from l1refit.stages.fakeid import read_candidates
+from l1refit.ml.fakeid import FakeClassifier
+from l1refit.stages.fakeid import cut_thresholds, read_candidates
 from l1refit.stages.folds import fold_number, job_seed, split_rows, with_predictions, write_predictions
 
 log = logging.getLogger(__name__)
@@ -246,10 +244,7 @@ def fpga_fakeid(*, models: list[str], final_model: str, candidates: str, oof: st
     if not summary["chosen"].any():
         log.warning("no fake-ID design within AUC %.4g and rejection %.4g of the float network; using the widest, %s",
                     settings["auc_tolerance"], settings["rejection_tolerance"], precision)  # fmt: skip
-    probabilities = pd.read_parquet(oof, columns=[LABEL, FAKE_PROB])
-    points = working_points(probabilities[LABEL].to_numpy(), probabilities[FAKE_PROB].to_numpy(),
-                            tuple(fakeid["efficiencies"]))  # fmt: skip
-    cuts = dict(zip(points["real_efficiency_target"], points["threshold"], strict=True))
+    cuts = cut_thresholds(oof=oof, efficiencies=fakeid["efficiencies"])
     classifier = FakeClassifier.load(final_model)
     built = build_fakeid_design(classifier, precision, selection=selection, cuts=cuts)
     hw = firmware_features(frame.head(fpga["check_rows"]), built.inputs)
