@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from l1refit.ml.network import build_mlp, make_loss, regularization_penalty
-from l1refit.ml.optimizers import KerasAdam, make_optimizer
+from l1refit.ml.optimizers import FlatAdam, KerasAdam, make_optimizer
 from l1refit.ml.scaling import MinMaxScaler
 from l1refit.ml.spec import HIDDEN_ACTIVATIONS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS, ModelSpec
 
@@ -101,6 +101,66 @@ def test_adagrad_two_steps_by_hand_accumulator_from_zero():
 def test_sgd_one_step_by_hand():
     got = _quadratic_steps(lambda params: make_optimizer("sgd", params), 1, 0.7, 3.0)
     assert got[0] == pytest.approx(0.7 - 0.01 * 3.0 * 0.7, rel=1e-12)
+
+
+def _float32_training(optimizer_factory, steps: int = 30) -> list[torch.Tensor]:
+    """The paper's MLP (float32, BatchNorm, 14 parameter tensors) after ``steps`` minibatch steps of log-cosh."""
+    entry = {"loss": "logcosh", "optimizer": "adam", "regularization": None, "hidden_activation": "relu",
+             "output_activation": "linear"}  # fmt: skip
+    spec = ModelSpec.from_config(entry, hidden=(32, 32, 32))
+    torch.manual_seed(3)
+    module = build_mlp(4, 3, spec)
+    optimizer = optimizer_factory(list(module.parameters()))
+    data = torch.Generator().manual_seed(4)
+    for _ in range(steps):
+        x, y = torch.rand(256, 4, generator=data), 30 * torch.rand(256, 3, generator=data)
+        optimizer.zero_grad(set_to_none=True)
+        make_loss("logcosh")(module(x), y).backward()
+        optimizer.step()
+    return [p.detach().clone() for p in module.parameters()]
+
+
+class _PerTensorKerasAdam(torch.optim.Optimizer):
+    """Keras' Adam written per parameter tensor, the reference the flat-state KerasAdam must equal bit for bit."""
+
+    def __init__(self, params):
+        super().__init__(params, {})
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        lr_t = 1e-3 * math.sqrt(1.0 - 0.999**self.t) / (1.0 - 0.9**self.t)
+        for p in self.param_groups[0]["params"]:
+            state = self.state[p]
+            if not state:
+                state["m"], state["v"] = torch.zeros_like(p), torch.zeros_like(p)
+            state["m"].mul_(0.9).add_(p.grad, alpha=1.0 - 0.9)
+            state["v"].mul_(0.999).addcmul_(p.grad, p.grad, value=1.0 - 0.999)
+            p.addcdiv_(state["m"], torch.sqrt(state["v"]).add_(1e-7), value=-lr_t)
+
+
+def test_flat_state_optimisers_equal_per_tensor_updates_bit_for_bit():
+    # The flat state is a speed choice only: the trained weights must not move by one ulp.
+    torch_adadelta = _float32_training(lambda ps: torch.optim.Adadelta(ps, lr=1.0, rho=0.95, eps=1e-7))
+    for got, want in zip(_float32_training(lambda ps: make_optimizer("adadelta", ps)), torch_adadelta, strict=True):
+        assert torch.equal(got, want)
+    for got, want in zip(_float32_training(lambda ps: make_optimizer("adam", ps)),
+                         _float32_training(_PerTensorKerasAdam), strict=True):  # fmt: skip
+        assert torch.equal(got, want)
+    torch_adam = _float32_training(lambda ps: torch.optim.Adam(ps, lr=1e-3))
+    for got, want in zip(_float32_training(lambda ps: FlatAdam(ps, lr=1e-3)), torch_adam, strict=True):
+        assert torch.equal(got, want)
+    with pytest.raises(NotImplementedError, match="resuming"):
+        make_optimizer("adam", [torch.zeros(1, requires_grad=True)]).load_state_dict({})
+
+
+def test_flat_state_optimiser_names_a_parameter_without_gradient():
+    used, unused = torch.zeros(2, requires_grad=True), torch.zeros(3, requires_grad=True)
+    optimizer = make_optimizer("adadelta", [used, unused])
+    (used * 2.0).sum().backward()
+    with pytest.raises(ValueError, match=r"parameters \[1\] of group 0 have no gradient"):
+        optimizer.step()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from torch import nn
 from l1refit.ml.checkpoint import save_checkpoint
 from l1refit.ml.fakeid_columns import FAKE_FEATURES, LABEL
 from l1refit.ml.network import EVAL_CHUNK, as_tensor, torch_settings
+from l1refit.ml.optimizers import FlatAdam
 from l1refit.ml.targets import features
 from l1refit.ml.training import HISTORY_COLUMNS, _check_train_args
 
@@ -244,7 +245,7 @@ def train_classifier(
         torch.manual_seed(seed)
         module = FakeNet(len(FAKE_FEATURES), hidden)
         module.set_standardisation(offset, scale)
-        optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate)
+        optimizer = FlatAdam(module.parameters(), lr=learning_rate)
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             loss = _epoch(module, optimizer, loss_fn, x_fit, y_fit, batch_size, rng)

@@ -1,7 +1,8 @@
 """Keras 2.2/2.3 optimisers in PyTorch: the paper's "default parameters" and Keras' update rules.
 
-Adam is Keras' own (ε outside the bias-corrected √v, unlike ``torch.optim.Adam``); Adadelta, Adagrad and SGD are
-PyTorch's with Keras' ε and accumulator start, which makes them the same algorithms (see :func:`make_optimizer`).
+Adam is Keras' own (ε outside the bias-corrected √v, unlike ``torch.optim.Adam``); Adadelta is PyTorch's algorithm
+with Keras' ε; both keep their state in flat tensors (fast for small networks). Adagrad and SGD are PyTorch's with
+Keras' ε and accumulator start, which makes them the same algorithms (see :func:`make_optimizer`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,44 @@ KERAS_DEFAULTS = {
 }
 
 
-class KerasAdam(torch.optim.Optimizer):
+class _FlatOptimizer(torch.optim.Optimizer):
+    """Base of the Keras optimisers: each state quantity of a parameter group held in one flat tensor.
+
+    The update rules are elementwise, so they do the same float32 arithmetic on the group's flat tensor as on each
+    parameter tensor (tested bit for bit against PyTorch's per-tensor optimiser): one kernel call per operation
+    instead of one per operation and parameter. For the paper's MLP (14 small tensors) that takes the optimiser
+    step from ~0.5 ms to ~0.1 ms, a quarter of a training step. Only the last operation, which writes the
+    parameters, runs per tensor, on views of the flat update. Every parameter of a group must have a gradient at
+    every step (Keras updates every trainable weight). The state is not in ``state_dict()``: resuming is refused.
+    """
+
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, params, defaults: dict) -> None:
+        super().__init__(params, defaults)
+        self._flat: list[dict[str, torch.Tensor] | None] = [None] * len(self.param_groups)
+
+    def load_state_dict(self, state_dict) -> None:
+        raise NotImplementedError(f"{type(self).__name__} keeps its state in flat tensors: resuming is not supported")
+
+    def _gradient_and_state(self, index: int, group: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The group's gradients as one flat tensor and its state tensors (zeros at the first step)."""
+        params = group["params"]
+        missing = [i for i, p in enumerate(params) if p.grad is None]
+        if missing:
+            raise ValueError(f"{type(self).__name__}: parameters {missing} of group {index} have no gradient")
+        grad = torch.cat([p.grad.reshape(-1) for p in params])
+        if self._flat[index] is None:
+            self._flat[index] = {name: torch.zeros_like(grad) for name in self.state_names}
+        return grad, self._flat[index]
+
+    @staticmethod
+    def _pieces(params: list[torch.Tensor], flat: torch.Tensor) -> list[torch.Tensor]:
+        """``flat`` cut into views shaped like ``params``."""
+        return [piece.view_as(p) for piece, p in zip(flat.split([p.numel() for p in params]), params, strict=True)]
+
+
+class KerasAdam(_FlatOptimizer):
     """Adam exactly as Keras 2.2/2.3 updates (``keras/optimizers.py``), which differs from ``torch.optim.Adam``.
 
     Keras folds both bias corrections into the step size and adds ε to the *uncorrected* √v::
@@ -30,14 +68,14 @@ class KerasAdam(torch.optim.Optimizer):
         m = β1·m + (1 − β1)·g;  v = β2·v + (1 − β2)·g²;  p −= lr_t · m / (√v + ε)
 
     PyTorch adds ε to √v̂ = √v / √(1 − β2^t), i.e. an effective ε larger by 1/√(1 − β2^t) (≈ 32× at t = 1), which
-    changes the first steps, where v is small. The moments start at zero, as in Keras. The update uses PyTorch's
-    ``_foreach`` kernels: one call per operation for all parameters (the Python per-tensor loop would cost more than
-    the arithmetic for a network this small).
+    changes the first steps, where v is small. The moments start at zero, as in Keras.
     """
+
+    state_names = ("m", "v")
 
     def __init__(self, params, lr: float = 1e-3, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = KERAS_EPSILON) -> None:  # fmt: skip
-        super().__init__(params, {"lr": lr, "beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon})
+        super().__init__(params, {"lr": lr, "beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon, "t": 0})
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -45,31 +83,84 @@ class KerasAdam(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            states = [self.state[p] for p in params]
-            for p, state in zip(params, states, strict=True):
-                if not state:
-                    state["step"] = 0
-                    state["m"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["v"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            ms = [s["m"] for s in states]
-            vs = [s["v"] for s in states]
+        for index, group in enumerate(self.param_groups):
+            g, state = self._gradient_and_state(index, group)
+            m, v = state["m"], state["v"]
             beta_1, beta_2 = group["beta_1"], group["beta_2"]
-            for state in states:
-                state["step"] += 1
-            t = states[0]["step"]
+            group["t"] += 1
+            t = group["t"]
             lr_t = group["lr"] * math.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t)
-            torch._foreach_mul_(ms, beta_1)
-            torch._foreach_add_(ms, grads, alpha=1.0 - beta_1)
-            torch._foreach_mul_(vs, beta_2)
-            torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta_2)
-            denominators = torch._foreach_sqrt(vs)
-            torch._foreach_add_(denominators, group["epsilon"])
-            torch._foreach_addcdiv_(params, ms, denominators, value=-lr_t)
+            m.mul_(beta_1).add_(g, alpha=1.0 - beta_1)
+            v.mul_(beta_2).addcmul_(g, g, value=1.0 - beta_2)
+            denominator = torch.sqrt(v).add_(group["epsilon"])
+            params = group["params"]
+            torch._foreach_addcdiv_(params, self._pieces(params, m), self._pieces(params, denominator), value=-lr_t)
+        return loss
+
+
+class KerasAdadelta(_FlatOptimizer):
+    """Adadelta as Keras 2.2 (and ``torch.optim.Adadelta``) update, with Keras' ε::
+
+        a = ρ·a + (1 − ρ)·g²;  u = g·√(d + ε)/√(a + ε);  p −= lr·u;  d = ρ·d + (1 − ρ)·u²
+
+    with ``a, d`` starting at zero; the operations in PyTorch's order, so the numbers are PyTorch's bit for bit.
+    """
+
+    state_names = ("square_avg", "acc_delta")
+
+    def __init__(self, params, lr: float = 1.0, rho: float = 0.95, epsilon: float = KERAS_EPSILON) -> None:
+        super().__init__(params, {"lr": lr, "rho": rho, "epsilon": epsilon})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for index, group in enumerate(self.param_groups):
+            g, state = self._gradient_and_state(index, group)
+            square_avg, acc_delta = state["square_avg"], state["acc_delta"]
+            rho, eps = group["rho"], group["epsilon"]
+            square_avg.mul_(rho).addcmul_(g, g, value=1 - rho)
+            std = square_avg.add(eps).sqrt_()
+            delta = acc_delta.add(eps).sqrt_().div_(std).mul_(g)
+            acc_delta.mul_(rho).addcmul_(delta, delta, value=1 - rho)
+            params = group["params"]
+            torch._foreach_add_(params, self._pieces(params, delta), alpha=-group["lr"])
+        return loss
+
+
+class FlatAdam(_FlatOptimizer):
+    """``torch.optim.Adam`` with its defaults (no weight decay, no AMSGrad), its operations in its order on flat
+    state tensors: the same numbers as PyTorch's per-tensor CPU loop, bit for bit, in a fraction of the time.
+
+    Used where PyTorch's Adam, not Keras', is the algorithm (the fake classifier, quantisation-aware training).
+    """
+
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "t": 0})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for index, group in enumerate(self.param_groups):
+            g, state = self._gradient_and_state(index, group)
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            beta_1, beta_2 = group["betas"]
+            group["t"] += 1
+            step = float(group["t"])
+            exp_avg.lerp_(g, 1 - beta_1)
+            exp_avg_sq.mul_(beta_2).addcmul_(g, g, value=1 - beta_2)
+            step_size = group["lr"] / (1 - beta_1**step)
+            denominator = (exp_avg_sq.sqrt() / (1 - beta_2**step) ** 0.5).add_(group["eps"])
+            params = group["params"]
+            torch._foreach_addcdiv_(params, self._pieces(params, exp_avg), self._pieces(params, denominator),
+                                    value=-step_size)  # fmt: skip
         return loss
 
 
@@ -77,9 +168,8 @@ def make_optimizer(name: str, params) -> torch.optim.Optimizer:
     """The optimiser ``name`` with Keras 2.2/2.3 defaults and update rules (see ``KERAS_DEFAULTS``).
 
     * adam: :class:`KerasAdam` (ε outside the bias-corrected √v, see there).
-    * adadelta: Keras 2.2 does ``a = ρa + (1−ρ)g²; u = g·√(d + ε)/√(a + ε); p −= lr·u; d = ρd + (1−ρ)u²`` with
-      ``a, d`` starting at zero: the same algorithm as ``torch.optim.Adadelta``; only ε differs (PyTorch 1e-6, Keras
-      1e-7) and is set here.
+    * adadelta: :class:`KerasAdadelta`, the same algorithm as ``torch.optim.Adadelta`` (only ε differs: PyTorch
+      1e-6, Keras 1e-7) on flat state tensors.
     * adagrad: Keras 2.2 does ``a += g²; p −= lr·g/(√a + ε)`` with ``a`` starting at 0 and ε outside the square root:
       ``torch.optim.Adagrad`` with ``initial_accumulator_value=0`` (its default) and Keras' ε (PyTorch 1e-10).
       (tf.keras' later Adagrad starts the accumulator at 0.1; the paper's standalone Keras did not.)
@@ -93,7 +183,7 @@ def make_optimizer(name: str, params) -> torch.optim.Optimizer:
     if name == "adam":
         return KerasAdam(params, **cfg)
     if name == "adadelta":
-        return torch.optim.Adadelta(params, lr=cfg["lr"], rho=cfg["rho"], eps=cfg["epsilon"], foreach=True)
+        return KerasAdadelta(params, **cfg)
     if name == "adagrad":
         return torch.optim.Adagrad(params, lr=cfg["lr"], eps=cfg["epsilon"], initial_accumulator_value=0.0,
                                    foreach=True)  # fmt: skip

@@ -31,6 +31,7 @@ from l1refit.deploy.fpga.firmware import FirmwareModel
 from l1refit.deploy.fpga.fixed import FixedType, Precision
 from l1refit.ml.checkpoint import TrainedModel
 from l1refit.ml.network import make_loss, torch_settings
+from l1refit.ml.optimizers import FlatAdam
 from l1refit.ml.targets import features, targets
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ def qat_finetune(model: TrainedModel, firmware: FirmwareModel, precision: Precis
     with torch_settings(1), torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
         generator = torch.Generator().manual_seed(settings.seed)
-        optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
+        optimizer = FlatAdam(net.parameters(), lr=settings.learning_rate)
         for epoch in range(1, settings.epochs + 1):
             perm = fit[torch.randperm(len(fit), generator=generator)]
             total = 0.0
