@@ -109,6 +109,8 @@ def test_run_table3_writes_table_plot_int8_and_precision(exported, tmp_path, cap
         "onnxruntime CPU, exported graph, fp32, 1 thread", "onnxruntime CPU, optimised graph, fp32, 2 threads",
         "onnxruntime CPU, optimised graph, fp32, 2 sessions x 1 thread",
         "onnxruntime CPU, exported graph, int8 (static QDQ), 1 thread", "PyTorch eager CPU, fp32, 1 thread",
+        "l1refit kernel CPU, optimised graph, fp32, 1 thread",
+        "l1refit kernel CPU, optimised graph, fp32, 2 sessions x 1 thread",
     } <= configs  # fmt: skip
     timed = (table["source"] == "measured") & (table["backend"] != ROOFLINE_BACKEND)
     assert (table.loc[timed, "throughput_per_s"] > 0).all()

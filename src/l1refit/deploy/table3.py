@@ -26,7 +26,7 @@ from l1refit.deploy.optimize import optimize_onnx
 from l1refit.deploy.quantize import int8_label, precision_metrics, quantize_int8
 from l1refit.deploy.roofline import ROOFLINE_BACKEND, SGEMM_SIZE, Roofline, measure_roofline
 from l1refit.deploy.runtime import accelerator_providers
-from l1refit.deploy.timing import DEFAULT_BATCH_SIZES, MEASURED, time_onnx, time_torch
+from l1refit.deploy.timing import DEFAULT_BATCH_SIZES, MEASURED, time_native, time_onnx, time_torch
 from l1refit.formats.output import write_csv
 
 log = logging.getLogger(__name__)
@@ -192,6 +192,21 @@ def _read_skim(skim_path: str | Path, inputs: Sequence[str]) -> pd.DataFrame:
     return pd.read_parquet(skim_path, columns=list(dict.fromkeys(columns)))
 
 
+def _kernel_rows(optimized_path: Path, most: int, common: dict) -> list[dict]:
+    """The compiled kernel on the optimised graph, one caller and ``most`` concurrent ones; none (with the reason
+    logged) where it cannot run: no C compiler, or a graph it does not take (relative-pT or non-ReLU models)."""
+    from l1refit.deploy.native import NativeKernelError
+
+    try:
+        rows = time_native(optimized_path, sessions=1, **common)
+        if most > 1:
+            rows += time_native(optimized_path, sessions=most, **common)
+    except (NativeKernelError, ValueError) as err:
+        log.warning(f"compiled kernel rows skipped: {err}")
+        return []
+    return rows
+
+
 def run_table3(model_path: str | Path, onnx_path: str | Path, skim_path: str | Path, *, csv_path: str | Path,
                png_path: str | Path, precision_csv_path: str | Path, int8_path: str | Path,
                batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, n_rows: int = 1 << 20, repeats: int = 5,
@@ -202,7 +217,8 @@ def run_table3(model_path: str | Path, onnx_path: str | Path, skim_path: str | P
     """Table 3 on this machine, the throughput plot, the int8 model and its Table-2 cost (the Snakemake stage).
 
     Measured: the exported graph at every thread count of ``threads_list``, the optimised graph likewise and as
-    ``n`` concurrent single-thread sessions (n = the largest thread count, when > 1), the int8 graph with one thread,
+    ``n`` concurrent single-thread sessions (n = the largest thread count, when > 1), the compiled kernel on the
+    optimised graph (:mod:`l1refit.deploy.native`) with one and ``n`` callers, the int8 graph with one thread,
     PyTorch eager with one thread, and CUDA / TensorRT when onnxruntime offers them. The int8 model is calibrated
     on the skim's last ``calibration_rows`` rows; its metrics use the first ``precision_rows`` rows. Every step and
     every measured row is logged. ``fpga_csv_path`` (``table3_fpga.csv``) adds the firmware estimate to the plot.
@@ -239,6 +255,7 @@ def run_table3(model_path: str | Path, onnx_path: str | Path, skim_path: str | P
         if most > 1:
             rows += time_onnx(optimized_path, threads=1, sessions=most, graph="optimised", **common)
             rows += time_onnx(onnx_path, threads=1, sessions=most, graph="exported", **common)
+        rows += _kernel_rows(optimized_path, most, common)
         rows += time_onnx(int8_path, threads=1, precision=int8_label(int8_path), graph="exported", **common)
         if torch_reference:
             rows += time_torch(TrainedModel.load(model_path), threads=1, **common)

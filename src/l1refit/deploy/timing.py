@@ -1,4 +1,5 @@
-"""Inference timing: throughput and per-call latency of an ONNX graph (onnxruntime) or of PyTorch eager, per batch.
+"""Inference timing: throughput and per-call latency of an ONNX graph (onnxruntime), of the compiled kernel
+(:mod:`l1refit.deploy.native`) or of PyTorch eager, per batch.
 
 Inputs are pre-generated hardware integers (:func:`~l1refit.deploy.hw_inputs.random_hw`), so reading data is never
 timed; throughput is the median over repeats, latency the median and 99th percentile of single calls. The rules are
@@ -200,3 +201,33 @@ def time_torch(model, *, threads: int = 1, batch_sizes: Iterable[int] = DEFAULT_
     finally:
         torch.set_num_threads(old_threads)
     return rows
+
+
+def time_native(path: str | Path, *, sessions: int = 1, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES,
+                n_rows: int = 1 << 20, repeats: int = 5, max_calls: int = 2000, inputs: np.ndarray | None = None,
+                seed: int = 0) -> list[dict]:  # fmt: skip
+    """The same measurement for the compiled kernel running the optimised graph ``path``: ``sessions`` concurrent
+    callers (Python threads, each with its output buffer; the kernel runs without the GIL), one core each."""
+    from l1refit.deploy.native import BACKEND, NativeMLP
+
+    if sessions < 1:
+        raise ValueError(f"sessions must be >= 1, got {sessions}")
+    kernel = NativeMLP.from_onnx(path)
+    sizes = _with_batch_one(batch_sizes)
+    x = inputs if inputs is not None else random_hw(max(n_rows, sizes[-1]), graph_inputs(path), seed)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if len(x) < sizes[-1]:
+        x = np.ascontiguousarray(np.resize(x, (sizes[-1], x.shape[1])))
+    fields = {"backend": BACKEND, "precision": "fp32", "graph": "optimised", "device": _device(CPU), "threads": 1,
+              "sessions": sessions, "config": config_label(BACKEND, "fp32", "optimised", 1, sessions),
+              "flops": mlp_flops(path)}  # fmt: skip
+
+    def caller(batch_size: int) -> Callable[[int], None]:
+        out = np.empty((batch_size, 3), dtype=np.float32)
+        return lambda start: kernel.run_into(x[start : start + batch_size], out)
+
+    return [
+        _measure([caller(batch_size) for _ in range(sessions)], len(x), batch_size, n_rows=n_rows,
+                 max_calls=max_calls, repeats=repeats, fields=fields)
+        for batch_size in sizes
+    ]  # fmt: skip

@@ -1,0 +1,137 @@
+/* The optimised inference graph of an absolute-pT model (l1refit/deploy/optimize.py) as one compiled pass.
+ *
+ * Loaded by l1refit/deploy/native.py, which compiles it on first use with the machine's C compiler and
+ * -march=native. Muons are processed in tiles of TB x LANES; within a tile each feature of LANES muons is one
+ * vector register (GCC/Clang vector extensions: one AVX-512 register, or two AVX2 ones), so every layer is a
+ * block of JB x TB independent fused multiply-adds per input feature with the weights broadcast from memory:
+ * the activations of a tile never leave the L1 cache and the multiply-add units stay busy, which no sequence of
+ * library matrix products on (batch x 32) matrices achieves. Same graph, same float32 arithmetic up to the
+ * order of the sums (and the contraction into fused multiply-adds); tests/deploy/test_native.py compares it with
+ * onnxruntime.
+ */
+#include <math.h>
+#include <stdint.h>
+
+#ifndef JB
+#define JB 6 /* output units per block */
+#endif
+#ifndef TB
+#define TB 4 /* vectors of muons per tile */
+#endif
+#define LANES 16
+#define TILE (TB * LANES)
+#define MAX_WIDTH 256 /* widest hidden layer */
+#define MAX_INPUTS 8
+
+typedef float vf __attribute__((vector_size(LANES * sizeof(float))));
+typedef int32_t vi __attribute__((vector_size(LANES * sizeof(float))));
+
+typedef struct {
+    int32_t n_inputs, n_hidden;
+    const int32_t *widths;        /* n_hidden widths */
+    const float *const *weights;  /* n_hidden matrices [width_l][width_{l-1}] (Gemm with transB = 1) */
+    const float *const *biases;   /* n_hidden vectors [width_l] */
+    const float *w_last;          /* [3][width_last]: the output layer, de-normalisation and sign folded in */
+    const float *l1_scale;        /* [3][n_inputs]: the L1 values of the inputs, LSBs */
+    const float *l1_offset;       /* [3] */
+    const float *wrap_in;         /* [3]: turns = raw . wrap_in + half */
+    float half;
+    const float *wrap_out;        /* [3]: out = raw + floor(turns) * wrap_out */
+} l1refit_model;
+
+static inline vf splat(float a) { return (vf){0} + a; }
+
+static inline vf relu(vf x)
+{
+    vi positive = x > 0;
+    return (vf)((vi)x & positive);
+}
+
+/* out[j] = act(sum_k W[j][k] in[k] + b[j]) for the TB vectors of a tile; in, out: [width][TB] */
+static void dense(const float *w, const float *b, int n_in, int n_out, const vf *in, vf *out, int use_relu)
+{
+    int j = 0;
+    for (; j + JB <= n_out; j += JB) {
+        vf acc[JB][TB];
+        for (int u = 0; u < JB; u++)
+            for (int t = 0; t < TB; t++) acc[u][t] = splat(b[j + u]);
+        for (int k = 0; k < n_in; k++) {
+            vf x[TB];
+            for (int t = 0; t < TB; t++) x[t] = in[k * TB + t];
+            for (int u = 0; u < JB; u++) {
+                float weight = w[(j + u) * n_in + k];
+                for (int t = 0; t < TB; t++) acc[u][t] += weight * x[t];
+            }
+        }
+        for (int u = 0; u < JB; u++)
+            for (int t = 0; t < TB; t++) out[(j + u) * TB + t] = use_relu ? relu(acc[u][t]) : acc[u][t];
+    }
+    for (; j < n_out; j++) {
+        vf acc[TB];
+        for (int t = 0; t < TB; t++) acc[t] = splat(b[j]);
+        for (int k = 0; k < n_in; k++) {
+            float weight = w[j * n_in + k];
+            for (int t = 0; t < TB; t++) acc[t] += weight * in[k * TB + t];
+        }
+        for (int t = 0; t < TB; t++) out[j * TB + t] = use_relu ? relu(acc[t]) : acc[t];
+    }
+}
+
+/* n (<= TILE) muons: hw [n][n_inputs] -> out [n][3] */
+static void run_tile(const l1refit_model *m, const float *hw, float *out, int n)
+{
+    vf inputs[MAX_INPUTS * TB], ping[MAX_WIDTH * TB], pong[MAX_WIDTH * TB], l1[3 * TB], raw[3 * TB];
+    const float zero[3] = {0.0f, 0.0f, 0.0f};
+    float *lanes = (float *)inputs;
+    const int n_in = m->n_inputs;
+    for (int f = 0; f < n_in; f++)
+        for (int i = 0; i < TILE; i++) lanes[f * TILE + i] = i < n ? hw[i * n_in + f] : 0.0f;
+
+    const vf *in = inputs;
+    vf *next = ping, *spare = pong;
+    int width = n_in;
+    for (int layer = 0; layer < m->n_hidden; layer++) {
+        dense(m->weights[layer], m->biases[layer], width, m->widths[layer], in, next, 1);
+        width = m->widths[layer];
+        in = next;
+        next = spare;
+        spare = (vf *)in;
+    }
+    dense(m->l1_scale, m->l1_offset, n_in, 3, inputs, l1, 0);
+    dense(m->w_last, zero, width, 3, in, raw, 0);
+
+    for (int t = 0; t < TB; t++) {
+        vf r0 = raw[t] + l1[t], r1 = raw[TB + t] + l1[TB + t], r2 = raw[2 * TB + t] + l1[2 * TB + t];
+        vf turns = r0 * m->wrap_in[0] + r1 * m->wrap_in[1] + r2 * m->wrap_in[2] + m->half;
+        vf k;
+        for (int i = 0; i < LANES; i++) k[i] = floorf(turns[i]);
+        vf o0 = k * m->wrap_out[0] + r0, o1 = k * m->wrap_out[1] + r1, o2 = k * m->wrap_out[2] + r2;
+        for (int i = 0; i < LANES && t * LANES + i < n; i++) {
+            float *row = out + (t * LANES + i) * 3;
+            row[0] = o0[i];
+            row[1] = o1[i];
+            row[2] = o2[i];
+        }
+    }
+}
+
+/* 0, or -1 when the model does not fit the kernel's buffers (then nothing is written) */
+int l1refit_mlp(const l1refit_model *m, const float *hw, float *out, int64_t n)
+{
+    if (m->n_inputs < 1 || m->n_inputs > MAX_INPUTS || m->n_hidden < 1) return -1;
+    for (int l = 0; l < m->n_hidden; l++)
+        if (m->widths[l] < 1 || m->widths[l] > MAX_WIDTH) return -1;
+    for (int64_t start = 0; start < n; start += TILE) {
+        int64_t left = n - start;
+        run_tile(m, hw + start * m->n_inputs, out + start * 3, left < TILE ? (int)left : TILE);
+    }
+    return 0;
+}
+
+int l1refit_mlp_limits(int32_t *max_inputs, int32_t *max_width, int32_t *tile)
+{
+    *max_inputs = MAX_INPUTS;
+    *max_width = MAX_WIDTH;
+    *tile = TILE;
+    return 0;
+}
