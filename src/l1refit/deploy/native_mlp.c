@@ -13,7 +13,10 @@
 #include <stdint.h>
 
 #ifndef JB
-#define JB 6 /* output units per block */
+#define JB 6 /* output units per block (at most 6: dense() handles remainders up to 5) */
+#endif
+#if JB < 1 || JB > 6
+#error "JB must be 1 to 6: dense() handles a remainder of up to 5 rows"
 #endif
 #ifndef TB
 #define TB 4 /* vectors of muons per tile */
@@ -47,35 +50,79 @@ static inline vf relu(vf x)
     return (vf)((vi)x & positive);
 }
 
-/* out[j] = act(sum_k W[j][k] in[k] + b[j]) for the TB vectors of a tile; in, out: [width][TB] */
+/* rows j .. j+R-1 of a layer for the TB vectors of a tile: R x TB independent accumulators (R constant once
+ * inlined, so they live in registers); in, out: [width][TB] */
+static inline __attribute__((always_inline)) void dense_rows(int R, const float *w, const float *b, int n_in, int j,
+                                                            const vf *in, vf *out, int use_relu)
+{
+    vf acc[JB][TB];
+    for (int u = 0; u < R; u++)
+        for (int t = 0; t < TB; t++) acc[u][t] = splat(b[j + u]);
+    for (int k = 0; k < n_in; k++) {
+        vf x[TB];
+        for (int t = 0; t < TB; t++) x[t] = in[k * TB + t];
+        for (int u = 0; u < R; u++) {
+            float weight = w[(j + u) * n_in + k];
+            for (int t = 0; t < TB; t++) acc[u][t] += weight * x[t];
+        }
+    }
+    for (int u = 0; u < R; u++)
+        for (int t = 0; t < TB; t++) out[(j + u) * TB + t] = use_relu ? relu(acc[u][t]) : acc[u][t];
+}
+
+/* out[j] = act(sum_k W[j][k] in[k] + b[j]) for all n_out rows: blocks of JB rows, then one block of the rest */
 static void dense(const float *w, const float *b, int n_in, int n_out, const vf *in, vf *out, int use_relu)
 {
     int j = 0;
-    for (; j + JB <= n_out; j += JB) {
-        vf acc[JB][TB];
-        for (int u = 0; u < JB; u++)
-            for (int t = 0; t < TB; t++) acc[u][t] = splat(b[j + u]);
-        for (int k = 0; k < n_in; k++) {
-            vf x[TB];
-            for (int t = 0; t < TB; t++) x[t] = in[k * TB + t];
-            for (int u = 0; u < JB; u++) {
-                float weight = w[(j + u) * n_in + k];
-                for (int t = 0; t < TB; t++) acc[u][t] += weight * x[t];
-            }
-        }
-        for (int u = 0; u < JB; u++)
-            for (int t = 0; t < TB; t++) out[(j + u) * TB + t] = use_relu ? relu(acc[u][t]) : acc[u][t];
-    }
-    for (; j < n_out; j++) {
-        vf acc[TB];
-        for (int t = 0; t < TB; t++) acc[t] = splat(b[j]);
-        for (int k = 0; k < n_in; k++) {
-            float weight = w[j * n_in + k];
-            for (int t = 0; t < TB; t++) acc[t] += weight * in[k * TB + t];
-        }
-        for (int t = 0; t < TB; t++) out[j * TB + t] = use_relu ? relu(acc[t]) : acc[t];
+    for (; j + JB <= n_out; j += JB) dense_rows(JB, w, b, n_in, j, in, out, use_relu);
+    switch (n_out - j) {
+    case 1: dense_rows(1, w, b, n_in, j, in, out, use_relu); break;
+    case 2: dense_rows(2, w, b, n_in, j, in, out, use_relu); break;
+    case 3: dense_rows(3, w, b, n_in, j, in, out, use_relu); break;
+    case 4: dense_rows(4, w, b, n_in, j, in, out, use_relu); break;
+    case 5: dense_rows(5, w, b, n_in, j, in, out, use_relu); break;
+    default: break;
     }
 }
+
+#if defined(__GNUC__) && !defined(__clang__) && LANES == 16
+#define SHUFFLES 1
+typedef float vf_unaligned __attribute__((vector_size(LANES * sizeof(float)), aligned(4)));
+
+/* 16 muons of 4 features, row-major, into one vector per feature: two rounds of two-source shuffles */
+static inline void transpose_in4(const float *hw, vf *f0, vf *f1, vf *f2, vf *f3)
+{
+    const vi even = {0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29};
+    const vi odd = {2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31};
+    const vi low = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    const vi high = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+    const vf_unaligned *v = (const vf_unaligned *)hw;
+    vf v0 = v[0], v1 = v[1], v2 = v[2], v3 = v[3];
+    vf a01 = __builtin_shuffle(v0, v1, even), a23 = __builtin_shuffle(v0, v1, odd);
+    vf b01 = __builtin_shuffle(v2, v3, even), b23 = __builtin_shuffle(v2, v3, odd);
+    *f0 = __builtin_shuffle(a01, b01, low);
+    *f1 = __builtin_shuffle(a01, b01, high);
+    *f2 = __builtin_shuffle(a23, b23, low);
+    *f3 = __builtin_shuffle(a23, b23, high);
+}
+
+/* one vector per output column of 16 muons into 16 rows of 3, row-major */
+static inline void transpose_out3(vf c0, vf c1, vf c2, float *out)
+{
+    const vi pick0 = {0, 16, 0, 1, 17, 0, 2, 18, 0, 3, 19, 0, 4, 20, 0, 5};
+    const vi put0 = {0, 1, 16, 3, 4, 17, 6, 7, 18, 9, 10, 19, 12, 13, 20, 15};
+    const vi pick1 = {21, 0, 6, 22, 0, 7, 23, 0, 8, 24, 0, 9, 25, 0, 10, 26};
+    const vi put1 = {0, 21, 2, 3, 22, 5, 6, 23, 8, 9, 24, 11, 12, 25, 14, 15};
+    const vi pick2 = {0, 11, 27, 0, 12, 28, 0, 13, 29, 0, 14, 30, 0, 15, 31, 0};
+    const vi put2 = {26, 1, 2, 27, 4, 5, 28, 7, 8, 29, 10, 11, 30, 13, 14, 31};
+    vf_unaligned *v = (vf_unaligned *)out;
+    v[0] = __builtin_shuffle(__builtin_shuffle(c0, c1, pick0), c2, put0);
+    v[1] = __builtin_shuffle(__builtin_shuffle(c0, c1, pick1), c2, put1);
+    v[2] = __builtin_shuffle(__builtin_shuffle(c0, c1, pick2), c2, put2);
+}
+#else
+#define SHUFFLES 0
+#endif
 
 /* n (<= TILE) muons: hw [n][n_inputs] -> out [n][3] */
 static void run_tile(const l1refit_model *m, const float *hw, float *out, int n)
@@ -84,8 +131,15 @@ static void run_tile(const l1refit_model *m, const float *hw, float *out, int n)
     const float zero[3] = {0.0f, 0.0f, 0.0f};
     float *lanes = (float *)inputs;
     const int n_in = m->n_inputs;
-    for (int f = 0; f < n_in; f++)
-        for (int i = 0; i < TILE; i++) lanes[f * TILE + i] = i < n ? hw[i * n_in + f] : 0.0f;
+    if (SHUFFLES && n_in == 4 && n == TILE) {
+#if SHUFFLES
+        for (int t = 0; t < TB; t++)
+            transpose_in4(hw + t * LANES * 4, &inputs[t], &inputs[TB + t], &inputs[2 * TB + t], &inputs[3 * TB + t]);
+#endif
+    } else {
+        for (int f = 0; f < n_in; f++)
+            for (int i = 0; i < TILE; i++) lanes[f * TILE + i] = i < n ? hw[i * n_in + f] : 0.0f;
+    }
 
     const vf *in = inputs;
     vf *next = ping, *spare = pong;
@@ -106,6 +160,12 @@ static void run_tile(const l1refit_model *m, const float *hw, float *out, int n)
         vf k;
         for (int i = 0; i < LANES; i++) k[i] = floorf(turns[i]);
         vf o0 = k * m->wrap_out[0] + r0, o1 = k * m->wrap_out[1] + r1, o2 = k * m->wrap_out[2] + r2;
+#if SHUFFLES
+        if (n == TILE) {
+            transpose_out3(o0, o1, o2, out + t * LANES * 3);
+            continue;
+        }
+#endif
         for (int i = 0; i < LANES && t * LANES + i < n; i++) {
             float *row = out + (t * LANES + i) * 3;
             row[0] = o0[i];
