@@ -12,7 +12,7 @@ The RSS after the imports is printed beside the peak. ``bench_refit_run3.py`` co
 friend-tree outputs with this scaffold. Not a test: it never fails.
 
     python benchmarks/bench_refit.py [--muons 10000000] [--formats parquet,l1ntuple,...] [--cores 1,2]
-                                     [--chunk-size 250000] [--compression snappy] [--keep DIR]
+                                     [--chunk-size 250000] [--compression snappy] [--kernel] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -202,13 +202,14 @@ def _status(field: str) -> int:
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith(f"{field}:"))
 
 
-def _inference_rate(model: str, n_muons: int, chunk_size: int, threads: int, optimise: bool) -> float:
+def _inference_rate(model: str, n_muons: int, chunk_size: int, threads: int, optimise: bool,
+                    kernel: bool = False) -> float:  # fmt: skip
     """Muons/s of the engine alone (:func:`l1refit.deploy.refit.load_model`, as the refit loads it) on ``n_muons``
     random hardware rows held in memory, in chunks of ``chunk_size``."""
     from l1refit.deploy.hw_inputs import random_hw
     from l1refit.deploy.refit import load_model
 
-    engine = load_model(model, threads=threads, optimise=optimise)
+    engine = load_model(model, threads=threads, optimise=optimise, kernel=kernel)
     x = random_hw(min(chunk_size, n_muons), engine.inputs, seed=1)
     engine(x)  # warm-up
     calls = max(1, n_muons // len(x))
@@ -219,7 +220,7 @@ def _inference_rate(model: str, n_muons: int, chunk_size: int, threads: int, opt
 
 
 def run_refit(model: str, path: str, chunk_size: int, threads: int, output: str = "refit.parquet",
-              compression: str = DEFAULT_COMPRESSION, optimise: bool = True) -> dict:  # fmt: skip
+              compression: str = DEFAULT_COMPRESSION, optimise: bool = True, kernel: bool = False) -> dict:  # fmt: skip
     """In the child: one refit into ``output`` (a name), timed; then the engine alone on as many muons. Returns the
     refit's counts, the inference rate, the RSS after the imports and the peak RSS."""
     from l1refit import logs
@@ -232,23 +233,26 @@ def run_refit(model: str, path: str, chunk_size: int, threads: int, output: str 
     with tempfile.TemporaryDirectory() as out:
         cpu0 = time.process_time()
         counts = refit_file(model, path, Path(out) / output, chunk_size=chunk_size, threads=threads,
-                            compression=compression, optimise=optimise)  # fmt: skip
+                            compression=compression, optimise=optimise, kernel=kernel)  # fmt: skip
         counts["cpu_seconds"] = time.process_time() - cpu0
         counts["output_bytes"] = (Path(out) / output).stat().st_size
     counts["rss"] = _status("VmHWM")
     counts["baseline_rss"] = baseline
-    counts["inference_per_s"] = _inference_rate(model, counts["muons"], chunk_size, threads, optimise)
+    counts["inference_per_s"] = _inference_rate(model, counts["muons"], chunk_size, threads, optimise, kernel)
     return counts
 
 
 def refit_in_child(model: Path, path: Path, chunk_size: int, threads: int, output: str = "refit.parquet", *,
-                   cores: int = 1, compression: str = DEFAULT_COMPRESSION, optimise: bool = True) -> dict:  # fmt: skip
+                   cores: int = 1, compression: str = DEFAULT_COMPRESSION, optimise: bool = True,
+                   kernel: bool = False) -> dict:  # fmt: skip
     """:func:`run_refit` in a fresh process (so its peak RSS is the refit's alone), pinned to the first ``cores``
     cores where ``taskset`` exists; exits with the child's stderr if the refit fails."""
     command = [sys.executable, __file__, "--child", str(model), str(path), "--chunk-size", str(chunk_size),
                "--threads", str(threads), "--output", output, "--compression", compression]  # fmt: skip
     if not optimise:
         command.append("--exported-graph")
+    if kernel:
+        command.append("--kernel")
     if shutil.which("taskset"):
         command = ["taskset", "-c", ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:cores]), *command]
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -268,13 +272,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--compression", default=DEFAULT_COMPRESSION, help="Parquet output codec")
     parser.add_argument("--exported-graph", action="store_true", help="refit with the graph as exported")
+    parser.add_argument("--kernel", action="store_true", help="refit with the compiled kernel (refit --kernel)")
     parser.add_argument("--keep", type=Path, help="write (or reuse) the inputs in this directory")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--output", default="refit.parquet", help=argparse.SUPPRESS)  # the child's output name
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(run_refit(*args.child, args.chunk_size, args.threads, args.output, args.compression,
-                                   not args.exported_graph)))  # fmt: skip
+                                   not args.exported_graph, args.kernel)))  # fmt: skip
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
@@ -286,7 +291,8 @@ def main(argv: list[str] | None = None) -> None:
             path = write_input(folder, fmt, args.muons)
             for cores in (int(c) for c in args.cores.split(",")):
                 result = refit_in_child(model, path, args.chunk_size, args.threads, cores=cores,
-                                        compression=args.compression, optimise=not args.exported_graph)  # fmt: skip
+                                        compression=args.compression, optimise=not args.exported_graph,
+                                        kernel=args.kernel)  # fmt: skip
                 print(f"== {fmt}, {cores} core(s)")
                 report(result, args.chunk_size, args.threads)
                 results.append((fmt, cores, result))
@@ -296,8 +302,9 @@ def main(argv: list[str] | None = None) -> None:
 def report(result: dict, chunk_size: int, threads: int, unit: str = "rows") -> None:
     """Print muons/s, its ratio to the engine alone, CPU time, output size and the peak RSS of one result."""
     muons, seconds = result["muons"], result["seconds"]
+    engine = {"kernel": "compiled kernel", "onnx": "onnxruntime"}.get(result.get("engine"), result.get("engine", ""))
     print(f"refit of {muons:,} muons in {result['chunks']} chunks of {chunk_size:,} {unit}, {result['graph']} graph, "
-          f"{threads} onnxruntime thread(s): {seconds:.2f} s wall, {result['cpu_seconds']:.2f} s CPU, "
+          f"{engine}, {threads} thread(s): {seconds:.2f} s wall, {result['cpu_seconds']:.2f} s CPU, "
           f"{muons / seconds / 1e6:.2f} M muons/s")  # fmt: skip
     if "inference_per_s" in result:
         print(f"engine alone, same process: {result['inference_per_s'] / 1e6:.2f} M muons/s; refit / inference = "

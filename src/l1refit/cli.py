@@ -116,6 +116,10 @@ def _parser() -> argparse.ArgumentParser:
         "--exported-graph", action="store_true",
         help="run the ONNX graph as exported, not its optimised equivalent (docs/deploy.md §3)",
     )  # fmt: skip
+    ref.add_argument(
+        "--kernel", action="store_true",
+        help="run the optimised graph with the compiled kernel (needs a C compiler; docs/deploy.md §3.1)",
+    )  # fmt: skip
     ref.add_argument("--l1-tree", default=l1ntuple.TREES["l1"], help="L1 muon tree of an L1Ntuple")
     ref.add_argument(
         "--friend-tree", default=friend.DEFAULT_TREE, metavar="NAME",
@@ -189,11 +193,12 @@ def _refit(args) -> None:
         friend_tree=args.friend_tree,
         compression=args.compression,
         optimise=not args.exported_graph,
+        kernel=args.kernel,
         fakeid=args.fakeid,
     )
     entries = f"entries: {counts['entries']}, " if "entries" in counts else ""
     print(f"format: {counts['format']}, {entries}muons: {counts['muons']}, chunks: {counts['chunks']}, "
-          f"graph: {counts['graph']}, seconds: {counts['seconds']:.1f}")  # fmt: skip
+          f"graph: {counts['graph']}, engine: {counts['engine']}, seconds: {counts['seconds']:.1f}")  # fmt: skip
 
 
 def _calibrate(args) -> None:

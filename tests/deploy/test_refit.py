@@ -156,6 +156,26 @@ def test_a_graph_that_cannot_be_optimised_runs_as_exported(refit_model, skim_fil
     assert np.max(np.abs(out["refit_pt"] - expected["pred_pt"])) <= 1e-5
 
 
+def test_refit_with_the_compiled_kernel(refit_model, skim_file, tmp_path, capsys):
+    model, onnx_path = refit_model
+    onnx_out, kernel_out = tmp_path / "onnx.parquet", tmp_path / "kernel.parquet"
+    refit_file(onnx_path, skim_file, onnx_out, chunk_size=700)
+    counts = refit_file(onnx_path, skim_file, kernel_out, chunk_size=700, kernel=True, threads=2)
+    assert counts["engine"] == "kernel" and counts["graph"] == "optimised"
+    metadata = pq.read_schema(kernel_out).metadata
+    assert metadata[b"l1refit.refit.engine"] == b"kernel" and metadata[b"l1refit.refit.graph"] == b"optimised"
+    with_onnx, with_kernel = pd.read_parquet(onnx_out), pd.read_parquet(kernel_out)
+    np.testing.assert_array_equal(with_kernel.drop(columns=list(REFIT)), with_onnx.drop(columns=list(REFIT)))
+    assert np.abs(scales.delta_phi(with_kernel["refit_phi"], with_onnx["refit_phi"])).max() < 1e-5
+    np.testing.assert_allclose(with_kernel[["refit_eta", "refit_pt"]], with_onnx[["refit_eta", "refit_pt"]],
+                               rtol=1e-5, atol=1e-5)  # fmt: skip
+    assert (with_kernel["refit_pt"] != with_kernel["l1_pt"]).any()
+    main(["refit", "--model", str(onnx_path), str(skim_file), str(tmp_path / "cli.parquet"), "--kernel"])
+    assert "engine: kernel" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="needs optimise=True"):
+        refit_file(onnx_path, skim_file, tmp_path / "x.parquet", kernel=True, optimise=False)
+
+
 def test_parquet_without_l1_floats_gets_them_from_the_hardware(refit_model, tmp_path):
     model, onnx_path = refit_model
     skim = _toy_skim(300, seed=2).drop(columns=list(PHYSICAL))

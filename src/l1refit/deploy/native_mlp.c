@@ -44,11 +44,17 @@ typedef struct {
 
 static inline vf splat(float a) { return (vf){0} + a; }
 
+#if defined(__AVX512F__) && LANES == 16
+#include <immintrin.h>
+/* one max instead of a compare and an and: the ReLU shares its ports with the multiply-adds */
+static inline vf relu(vf x) { return (vf)_mm512_max_ps((__m512)x, _mm512_setzero_ps()); }
+#else
 static inline vf relu(vf x)
 {
     vi positive = x > 0;
     return (vf)((vi)x & positive);
 }
+#endif
 
 /* rows j .. j+R-1 of a layer for the TB vectors of a tile: R x TB independent accumulators (R constant once
  * inlined, so they live in registers); in, out: [width][TB] */

@@ -68,7 +68,10 @@ class InputError(RefitError):
 
 @dataclass(frozen=True)
 class Model:
-    """An exported graph in an onnxruntime session: ``model(x)`` maps (N, len(inputs)) float32 to (N, 3) φ, η, pT."""
+    """An exported graph in an onnxruntime session: ``model(x)`` maps (N, len(inputs)) float32 to (N, 3) φ, η, pT.
+
+    With ``kernel`` (a :class:`l1refit.deploy.native.NativeMLP` of the optimised graph) the compiled kernel computes
+    it instead of the session."""
 
     path: Path
     inputs: tuple[str, ...]
@@ -77,27 +80,38 @@ class Model:
     input_name: str
     output_name: str
     graph: str = "exported"  # or "optimised": the equivalent graph of l1refit.deploy.optimize, built on loading
+    kernel: Any = None
     dtype: ClassVar[np.dtype] = np.dtype(np.float32)  # what __call__ takes: float32 holds every hardware integer
 
     @property
     def refit_metadata(self) -> dict[str, str]:
         """What the output says about the engine (the firmware's says more: fpga/refit.py)."""
-        return {"l1refit.refit.engine": "onnx", "l1refit.refit.graph": self.graph}
+        return {"l1refit.refit.engine": self.engine, "l1refit.refit.graph": self.graph}
+
+    @property
+    def engine(self) -> str:
+        return "onnx" if self.kernel is None else "kernel"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.kernel is not None:
+            return self.kernel(x)
         return run_session(self.session, x, self.input_name, self.output_name)
 
 
-def load_model(path: str | os.PathLike, *, threads: int = 1, optimise: bool = True) -> Model:
+def load_model(path: str | os.PathLike, *, threads: int = 1, optimise: bool = True, kernel: bool = False) -> Model:
     """Open an exported model (:mod:`l1refit.deploy.onnx_export`) on the CPU with ``threads`` intra-op threads.
 
     With ``optimise`` (default) the session runs the equivalent inference graph of
     :func:`l1refit.deploy.optimize.optimize_onnx` (scalers folded, physics as Gemms: about 1.6x the exported graph's
     throughput, equal within float rounding), built in memory and checked against the file's graph; a graph it
-    cannot optimise runs as it is. A file that is not ONNX, or an ONNX graph without the export's metadata and
+    cannot optimise runs as it is. ``kernel`` runs the optimised graph with the compiled kernel
+    (:mod:`l1refit.deploy.native`; ``threads`` split each chunk's rows); a graph it cannot take, or no C compiler, is
+    then a :class:`RefitError`. A file that is not ONNX, or an ONNX graph without the export's metadata and
     signature, is a :class:`RefitError` naming the file.
     """
     check_threads(threads)
+    if kernel and not optimise:
+        raise ValueError("the compiled kernel runs the optimised graph: kernel=True needs optimise=True")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
@@ -134,25 +148,45 @@ def load_model(path: str | os.PathLike, *, threads: int = 1, optimise: bool = Tr
     if width != len(inputs):
         raise RefitError(f"{path}: the graph takes {width} input columns, its metadata list {len(inputs)}: {inputs}")
     graph = "optimised" if "optimized" in metadata else "exported"
+    native = _kernel(path, path, threads) if kernel and graph == "optimised" else None
     if optimise and graph == "exported":
-        session, graph = _optimised_session(path, threads, session)
-    return Model(path, inputs, metadata, session, input_name, output_name, graph)
+        session, graph, native = _optimised_session(path, threads, session, kernel)
+    return Model(path, inputs, metadata, session, input_name, output_name, graph, native)
 
 
-def _optimised_session(path: Path, threads: int, exported: ort.InferenceSession) -> tuple[ort.InferenceSession, str]:
-    """(session, graph): the optimised graph of ``path`` (built in a temporary directory), or ``exported`` if the
-    graph cannot be optimised (not the export's structure); logged either way."""
+def _kernel(origin: Path, optimised: Path, threads: int):
+    """The compiled kernel of the optimised graph ``optimised`` (of the model file ``origin``), or a RefitError."""
+    from l1refit.deploy.native import NativeKernelError, NativeMLP
+
+    try:
+        native = NativeMLP.from_onnx(optimised, threads=threads)
+    except (NativeKernelError, ValueError) as err:
+        raise RefitError(f"{origin}: the compiled kernel cannot run this model: {err}") from None
+    log.info("%s: refitting with the compiled kernel (l1refit.deploy.native), %d thread(s)", origin, threads)
+    return native
+
+
+def _optimised_session(path: Path, threads: int, exported: ort.InferenceSession,
+                       kernel: bool = False) -> tuple[ort.InferenceSession, str, Any]:  # fmt: skip
+    """(session, graph, kernel): the optimised graph of ``path`` (built in a temporary directory), or ``exported``
+    if the graph cannot be optimised (not the export's structure; an error when the kernel was asked for); logged
+    either way. ``kernel``: also the compiled kernel of the optimised graph (else None)."""
     from l1refit.deploy.optimize import optimize_onnx  # onnx and its checker: only when a graph is optimised
 
     with tempfile.TemporaryDirectory(prefix="l1refit-refit-") as folder:
         try:
             optimised = optimize_onnx(path, Path(folder) / "optimised.onnx")
         except Exception as err:  # ValueError (structure), RuntimeError (not equivalent), onnx's checker: all safe
+            if kernel:
+                raise RefitError(f"{path}: the compiled kernel needs the optimised graph, which cannot be built "
+                                 f"({type(err).__name__}: {err})") from None  # fmt: skip
             log.warning("%s: runs as exported, its graph cannot be optimised (%s: %s)", path, type(err).__name__, err)
-            return exported, "exported"
+            return exported, "exported", None
         session = make_session(optimised, threads, CPU)
-    log.info("%s: refitting with the optimised inference graph (l1refit.deploy.optimize)", path)
-    return session, "optimised"
+        native = _kernel(path, optimised, threads) if kernel else None
+    if native is None:
+        log.info("%s: refitting with the optimised inference graph (l1refit.deploy.optimize)", path)
+    return session, "optimised", native
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -222,12 +256,14 @@ def _table(rows: Rows, schema: pa.Schema) -> pa.Table:
 
 
 def _open_model(model_path: str | os.PathLike | None, firmware: str | os.PathLike | None, threads: int,
-                optimise: bool):  # fmt: skip
+                optimise: bool, kernel: bool = False):  # fmt: skip
     """The ONNX :class:`Model`, or the firmware design as one (exactly one of the two paths)."""
     if (model_path is None) == (firmware is None):
         raise ValueError("give exactly one of an ONNX model and a firmware design")
     if firmware is None:
-        return load_model(model_path, threads=threads, optimise=optimise)
+        return load_model(model_path, threads=threads, optimise=optimise, kernel=kernel)
+    if kernel:
+        raise ValueError("the compiled kernel runs an ONNX model, not a firmware design")
     check_threads(threads)
     from l1refit.deploy.fpga.refit import load_firmware  # imports this module: not at the top
 
@@ -247,6 +283,7 @@ def refit_file(
     friend_tree: str = friend.DEFAULT_TREE,
     compression: str = DEFAULT_COMPRESSION,
     optimise: bool = True,
+    kernel: bool = False,
     fakeid: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Refit every L1 muon of ``input_path`` with the exported model and write one Parquet row per muon.
@@ -263,11 +300,13 @@ def refit_file(
     scouting muons read at a time; ``threads`` the onnxruntime intra-op threads (the emulator's BLAS threads). An
     ``output_path`` ending in ``.root`` is a friend tree named ``friend_tree`` aligned with the input's entries
     (NanoAOD-like inputs only, :mod:`l1refit.deploy.friend`). Each chunk is logged (and a progress bar drawn on a
-    terminal). The ONNX model runs as its optimised graph unless ``optimise`` is False (:func:`load_model`).
+    terminal). The ONNX model runs as its optimised graph unless ``optimise`` is False, with the compiled kernel
+    when ``kernel`` (:func:`load_model`).
     Reading, inference and writing overlap (:mod:`l1refit.deploy.pipeline`). ``compression`` is the
     Parquet output's codec (``none``, ``snappy``, ``lz4``, ``zstd``, ``gzip``, ``brotli``). Returns ``muons``
     (muons refitted), ``chunks``, ``seconds`` (wall time of the reading, inference and writing), ``format``,
-    ``graph`` (``optimised``, ``exported`` or ``firmware``) and, for a friend tree, ``entries``.
+    ``graph`` (``optimised``, ``exported`` or ``firmware``), ``engine`` (``onnx``, ``kernel`` or ``firmware``)
+    and, for a friend tree, ``entries``.
 
     Errors name the file: a model that is not an l1refit ONNX export or a firmware design, an input of unknown
     format, a model input column the input lacks (with the model and the input named), a ``.root`` output of an input
@@ -281,7 +320,7 @@ def refit_file(
     if Path(output_path).resolve() in used:
         raise RefitError(f"{output_path}: the output would overwrite the model or the input")
     kind = friend.output_kind(output_path)
-    model = _open_model(model_path, firmware, threads, optimise)
+    model = _open_model(model_path, firmware, threads, optimise, kernel)
     fmt = check_format(input_path, fmt)
     if kind == "friend":
         friend.check_input(output_path, input_path, fmt, friend_tree)
@@ -337,7 +376,7 @@ def refit_file(
                 f"({n_muons / max(seconds, 1e-9) / 1e6:.2f} M muons/s)"
             )
     counts = {"muons": n_muons, "chunks": n_chunks, "seconds": time.perf_counter() - start, "format": fmt,
-              "graph": model.graph}  # fmt: skip
+              "graph": model.graph, "engine": model.refit_metadata["l1refit.refit.engine"]}  # fmt: skip
     return counts | ({"entries": behind.total} if kind == "friend" else {})
 
 
