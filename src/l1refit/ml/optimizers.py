@@ -58,6 +58,20 @@ class _FlatOptimizer(torch.optim.Optimizer):
         """``flat`` cut into views shaped like ``params``."""
         return [piece.view_as(p) for piece, p in zip(flat.split([p.numel() for p in params]), params, strict=True)]
 
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for index, group in enumerate(self.param_groups):
+            self._update(group, *self._gradient_and_state(index, group))
+        return loss
+
+    def _update(self, group: dict, g: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
+        """One step of the group's parameters from their flat gradient ``g`` and flat ``state``."""
+        raise NotImplementedError
+
 
 class KerasAdam(_FlatOptimizer):
     """Adam exactly as Keras 2.2/2.3 updates (``keras/optimizers.py``), which differs from ``torch.optim.Adam``.
@@ -77,25 +91,17 @@ class KerasAdam(_FlatOptimizer):
                  epsilon: float = KERAS_EPSILON) -> None:  # fmt: skip
         super().__init__(params, {"lr": lr, "beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon, "t": 0})
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for index, group in enumerate(self.param_groups):
-            g, state = self._gradient_and_state(index, group)
-            m, v = state["m"], state["v"]
-            beta_1, beta_2 = group["beta_1"], group["beta_2"]
-            group["t"] += 1
-            t = group["t"]
-            lr_t = group["lr"] * math.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t)
-            m.mul_(beta_1).add_(g, alpha=1.0 - beta_1)
-            v.mul_(beta_2).addcmul_(g, g, value=1.0 - beta_2)
-            denominator = torch.sqrt(v).add_(group["epsilon"])
-            params = group["params"]
-            torch._foreach_addcdiv_(params, self._pieces(params, m), self._pieces(params, denominator), value=-lr_t)
-        return loss
+    def _update(self, group: dict, g: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
+        m, v = state["m"], state["v"]
+        beta_1, beta_2 = group["beta_1"], group["beta_2"]
+        group["t"] += 1
+        t = group["t"]
+        lr_t = group["lr"] * math.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t)
+        m.mul_(beta_1).add_(g, alpha=1.0 - beta_1)
+        v.mul_(beta_2).addcmul_(g, g, value=1.0 - beta_2)
+        denominator = torch.sqrt(v).add_(group["epsilon"])
+        params = group["params"]
+        torch._foreach_addcdiv_(params, self._pieces(params, m), self._pieces(params, denominator), value=-lr_t)
 
 
 class KerasAdadelta(_FlatOptimizer):
@@ -111,23 +117,15 @@ class KerasAdadelta(_FlatOptimizer):
     def __init__(self, params, lr: float = 1.0, rho: float = 0.95, epsilon: float = KERAS_EPSILON) -> None:
         super().__init__(params, {"lr": lr, "rho": rho, "epsilon": epsilon})
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for index, group in enumerate(self.param_groups):
-            g, state = self._gradient_and_state(index, group)
-            square_avg, acc_delta = state["square_avg"], state["acc_delta"]
-            rho, eps = group["rho"], group["epsilon"]
-            square_avg.mul_(rho).addcmul_(g, g, value=1 - rho)
-            std = square_avg.add(eps).sqrt_()
-            delta = acc_delta.add(eps).sqrt_().div_(std).mul_(g)
-            acc_delta.mul_(rho).addcmul_(delta, delta, value=1 - rho)
-            params = group["params"]
-            torch._foreach_add_(params, self._pieces(params, delta), alpha=-group["lr"])
-        return loss
+    def _update(self, group: dict, g: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
+        square_avg, acc_delta = state["square_avg"], state["acc_delta"]
+        rho, eps = group["rho"], group["epsilon"]
+        square_avg.mul_(rho).addcmul_(g, g, value=1 - rho)
+        std = square_avg.add(eps).sqrt_()
+        delta = acc_delta.add(eps).sqrt_().div_(std).mul_(g)
+        acc_delta.mul_(rho).addcmul_(delta, delta, value=1 - rho)
+        params = group["params"]
+        torch._foreach_add_(params, self._pieces(params, delta), alpha=-group["lr"])
 
 
 class FlatAdam(_FlatOptimizer):
@@ -142,26 +140,18 @@ class FlatAdam(_FlatOptimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "t": 0})
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for index, group in enumerate(self.param_groups):
-            g, state = self._gradient_and_state(index, group)
-            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            beta_1, beta_2 = group["betas"]
-            group["t"] += 1
-            step = float(group["t"])
-            exp_avg.lerp_(g, 1 - beta_1)
-            exp_avg_sq.mul_(beta_2).addcmul_(g, g, value=1 - beta_2)
-            step_size = group["lr"] / (1 - beta_1**step)
-            denominator = (exp_avg_sq.sqrt() / (1 - beta_2**step) ** 0.5).add_(group["eps"])
-            params = group["params"]
-            torch._foreach_addcdiv_(params, self._pieces(params, exp_avg), self._pieces(params, denominator),
-                                    value=-step_size)  # fmt: skip
-        return loss
+    def _update(self, group: dict, g: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        beta_1, beta_2 = group["betas"]
+        group["t"] += 1
+        step = float(group["t"])
+        exp_avg.lerp_(g, 1 - beta_1)
+        exp_avg_sq.mul_(beta_2).addcmul_(g, g, value=1 - beta_2)
+        step_size = group["lr"] / (1 - beta_1**step)
+        denominator = (exp_avg_sq.sqrt() / (1 - beta_2**step) ** 0.5).add_(group["eps"])
+        params = group["params"]
+        torch._foreach_addcdiv_(params, self._pieces(params, exp_avg), self._pieces(params, denominator),
+                                value=-step_size)  # fmt: skip
 
 
 def make_optimizer(name: str, params) -> torch.optim.Optimizer:
