@@ -77,6 +77,10 @@ def test_kernel_build_is_cached_and_its_failures_are_named(tmp_path, monkeypatch
     stamp = first.stat().st_mtime_ns
     assert build_kernel(tmp_path) == first and first.stat().st_mtime_ns == stamp
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary file left behind
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("L1REFIT_CACHE", str(tmp_path / "a-file" / "cache"))
+    with pytest.raises(NativeKernelError, match="cannot write the kernel to .*a-file/cache.*L1REFIT_CACHE"):
+        build_kernel()
     monkeypatch.setenv("CC", "no-such-compiler-l1refit")
     with pytest.raises(NativeKernelError, match="no C compiler 'no-such-compiler-l1refit'"):
         build_kernel(tmp_path)

@@ -105,8 +105,11 @@ def build_kernel(directory: str | Path | None = None) -> Path:
     library = directory / f"native_mlp-{key.hexdigest()[:16]}.so"
     if library.exists():
         return library
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=library.stem + ".", suffix=".so.tmp", dir=directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=library.stem + ".", suffix=".so.tmp", dir=directory)
+    except OSError as err:
+        raise NativeKernelError(f"cannot write the kernel to {directory} ({err}): set L1REFIT_CACHE") from None
     os.close(fd)
     try:
         done = subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True)
