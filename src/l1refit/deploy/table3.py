@@ -137,6 +137,11 @@ def _roofline_rate(df: pd.DataFrame) -> float:
     return float(sgemm.max()) * 1e9 / float(flops.dropna().max())
 
 
+# one colour per measured configuration (the style's cycle repeats a colour before Table 3's ten configurations)
+LINE_COLORS = ("tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:gray", "tab:olive", "black", "tab:green",
+               "tab:brown", "tab:pink", "tab:cyan", "navy")  # fmt: skip
+
+
 def throughput_plot(df: pd.DataFrame, png_path: str | Path, *, label: str = "model B",
                     fpga: pd.DataFrame | None = None) -> Path:  # fmt: skip
     """Throughput vs batch size per measured configuration (log-log), with the requirement and the paper's best FPGA.
@@ -155,7 +160,8 @@ def throughput_plot(df: pd.DataFrame, png_path: str | Path, *, label: str = "mod
         for i, (config, group) in enumerate(measured.groupby("config", sort=False)):
             group = group.sort_values("batch_size")
             ax.plot(group["batch_size"], group["throughput_per_s"], marker="os^Dv<>ph*"[i % 10], lw=2,
-                    ls=styles.get(group["graph"].iloc[0], ":"), color=f"C{i % 10}", label=config)  # fmt: skip
+                    ls=styles.get(group["graph"].iloc[0], ":"), color=LINE_COLORS[i % len(LINE_COLORS)],
+                    label=config)  # fmt: skip
         ax.axhline(REQUIREMENT, color="black", ls="--", lw=1.5, label=r"requirement: $10^6$ / s per scouting board")
         paper = f"paper: MDLA on {PAPER_BEST['device']} (> {PAPER_BEST['throughput_per_s'] / 1e6:.1f} M/s)"
         ax.axhline(PAPER_BEST["throughput_per_s"], color="tab:gray", ls=":", lw=2.5, label=paper)
