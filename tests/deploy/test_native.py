@@ -1,6 +1,8 @@
 """The compiled kernel (l1refit.deploy.native): the optimised graph's outputs within float rounding, on every
 tile remainder and split, the graphs it refuses, and its build (compiler missing or failing, cache reuse)."""
 
+import platform
+
 import numpy as np
 import pytest
 
@@ -41,6 +43,18 @@ def test_kernel_equals_the_optimised_graph_within_float_rounding(optimised):
     split = NativeMLP.from_onnx(path, threads=3, build_dir=build)
     np.testing.assert_array_equal(split(x), got.astype(np.float32))  # rows split among threads: the same numbers
     split.close()
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 instruction-set targets")
+@pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])
+def test_narrower_instruction_sets_give_the_same_outputs(optimised, march):
+    # AVX2 and SSE2 builds: 8- and 4-lane vectors, 3-unit blocks (remainder blocks of 1 and 2), scalar transposes
+    path, build = optimised
+    x = _inputs(path, 3001, seed=9)
+    want = NativeMLP.from_onnx(path, build_dir=build)(x).astype(np.float64)
+    got = NativeMLP.from_onnx(path, build_dir=build, march=march)(x).astype(np.float64)
+    assert np.abs(wrap_phi(got[:, 0] - want[:, 0])).max() < 1e-5
+    np.testing.assert_allclose(got[:, 1:], want[:, 1:], rtol=1e-5, atol=1e-5)
 
 
 def test_kernel_checks_its_arrays(optimised):

@@ -33,7 +33,7 @@ from onnx import helper, numpy_helper
 from l1refit.deploy.metadata import metadata_of
 
 SOURCE = Path(__file__).with_name("native_mlp.c")
-FLAGS = ("-O3", "-march=native", "-funroll-loops", "-fno-math-errno", "-shared", "-fPIC")
+FLAGS = ("-O3", "-funroll-loops", "-fno-math-errno", "-shared", "-fPIC")  # and -march=<march>, native by default
 BACKEND = "l1refit kernel CPU"  # Table 3's backend name of the kernel's rows
 N_OUT = 3
 # the physics nodes of the optimised graph of an absolute-pT model, in the order the kernel computes them
@@ -93,14 +93,17 @@ def _cpu_signature() -> str:
     return "\n".join(dict.fromkeys(lines))
 
 
-def build_kernel(directory: str | Path | None = None) -> Path:
-    """The compiled kernel's shared library, compiled now unless the cache has it; its path.
+def build_kernel(directory: str | Path | None = None, march: str = "native") -> Path:
+    """The compiled kernel's shared library for ``-march=<march>``, compiled now unless the cache has it; its path.
 
+    ``native`` uses every instruction of this CPU (AVX-512 where it has it); another target (``x86-64-v3`` for
+    AVX2, ``x86-64`` for SSE2) builds the narrower code paths, e.g. for a library shared by several CPU types.
     Written under a temporary name and renamed, so concurrent jobs never load a half-written library.
     """
     cc = compiler()
+    flags = [*FLAGS, f"-march={march}"]
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(FLAGS), version, _cpu_signature()]).encode())
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(flags), version, _cpu_signature()]).encode())
     directory = Path(directory) if directory is not None else cache_dir()
     library = directory / f"native_mlp-{key.hexdigest()[:16]}.so"
     if library.exists():
@@ -112,7 +115,7 @@ def build_kernel(directory: str | Path | None = None) -> Path:
         raise NativeKernelError(f"cannot write the kernel to {directory} ({err}): set L1REFIT_CACHE") from None
     os.close(fd)
     try:
-        done = subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True)
+        done = subprocess.run([cc, *flags, "-o", tmp, str(SOURCE)], capture_output=True, text=True)
         if done.returncode != 0:
             raise NativeKernelError(f"compiling {SOURCE} with {cc} failed:\n{done.stderr.strip()}")
         os.replace(tmp, library)
@@ -122,8 +125,8 @@ def build_kernel(directory: str | Path | None = None) -> Path:
     return library
 
 
-def _load(directory: str | Path | None) -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(build_kernel(directory)))
+def _load(directory: str | Path | None, march: str) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(build_kernel(directory, march)))
     lib.l1refit_mlp.argtypes = [ctypes.POINTER(_Model), _FloatPointer, _FloatPointer, ctypes.c_int64]
     lib.l1refit_mlp.restype = ctypes.c_int
     lib.l1refit_mlp_limits.argtypes = [ctypes.POINTER(ctypes.c_int32)] * 3
@@ -219,11 +222,14 @@ class NativeMLP:
     _pool: ThreadPoolExecutor | None = field(repr=False, default=None)
 
     @classmethod
-    def from_onnx(cls, path: str | Path, *, threads: int = 1, build_dir: str | Path | None = None) -> NativeMLP:
+    def from_onnx(cls, path: str | Path, *, threads: int = 1, build_dir: str | Path | None = None,
+                  march: str = "native") -> NativeMLP:  # fmt: skip
+        """The kernel (built for ``-march=<march>``, :func:`build_kernel`) with the constants of the optimised graph
+        ``path``; ``threads`` > 1 splits each call's rows among that many threads."""
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         arrays = graph_arrays(path)
-        lib = _load(build_dir)
+        lib = _load(build_dir, march)
         limits = [ctypes.c_int32() for _ in range(3)]
         lib.l1refit_mlp_limits(*(ctypes.byref(v) for v in limits))
         max_inputs, max_width, _ = (v.value for v in limits)

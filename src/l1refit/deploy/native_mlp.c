@@ -2,7 +2,7 @@
  *
  * Loaded by l1refit/deploy/native.py, which compiles it on first use with the machine's C compiler and
  * -march=native. Muons are processed in tiles of TB x LANES; within a tile each feature of LANES muons is one
- * vector register (GCC/Clang vector extensions: one AVX-512 register, or two AVX2 ones), so every layer is a
+ * vector register (GCC/Clang vector extensions: AVX-512, AVX2 or SSE/NEON width), so every layer is a
  * block of JB x TB independent fused multiply-adds per input feature with the weights broadcast from memory:
  * the activations of a tile never leave the L1 cache and the multiply-add units stay busy, which no sequence of
  * library matrix products on (batch x 32) matrices achieves. Same graph, same float32 arithmetic up to the
@@ -12,16 +12,30 @@
 #include <math.h>
 #include <stdint.h>
 
+/* The vector width and the register block follow the instruction set: a block holds JB x TB accumulators and TB
+ * inputs in registers (32 on AVX-512, 16 on AVX2 and SSE/NEON) and needs >= 8 independent multiply-adds in flight. */
+#if defined(__AVX512F__)
+#define LANES 16
+#define BLOCK_UNITS 6
+#define BLOCK_VECTORS 4
+#elif defined(__AVX__)
+#define LANES 8
+#define BLOCK_UNITS 3
+#define BLOCK_VECTORS 4
+#else
+#define LANES 4
+#define BLOCK_UNITS 3
+#define BLOCK_VECTORS 4
+#endif
 #ifndef JB
-#define JB 6 /* output units per block (at most 6: dense() handles remainders up to 5) */
+#define JB BLOCK_UNITS /* output units per block (at most 6: dense() handles remainders up to 5) */
 #endif
 #if JB < 1 || JB > 6
 #error "JB must be 1 to 6: dense() handles a remainder of up to 5 rows"
 #endif
 #ifndef TB
-#define TB 4 /* vectors of muons per tile */
+#define TB BLOCK_VECTORS /* vectors of muons per tile */
 #endif
-#define LANES 16
 #define TILE (TB * LANES)
 #define MAX_WIDTH 256 /* widest hidden layer */
 #define MAX_INPUTS 8
@@ -81,12 +95,22 @@ static void dense(const float *w, const float *b, int n_in, int n_out, const vf 
 {
     int j = 0;
     for (; j + JB <= n_out; j += JB) dense_rows(JB, w, b, n_in, j, in, out, use_relu);
-    switch (n_out - j) {
+    switch (n_out - j) { /* the remainder is below JB: only those blocks are compiled */
+#if JB > 1
     case 1: dense_rows(1, w, b, n_in, j, in, out, use_relu); break;
+#endif
+#if JB > 2
     case 2: dense_rows(2, w, b, n_in, j, in, out, use_relu); break;
+#endif
+#if JB > 3
     case 3: dense_rows(3, w, b, n_in, j, in, out, use_relu); break;
+#endif
+#if JB > 4
     case 4: dense_rows(4, w, b, n_in, j, in, out, use_relu); break;
+#endif
+#if JB > 5
     case 5: dense_rows(5, w, b, n_in, j, in, out, use_relu); break;
+#endif
     default: break;
     }
 }
