@@ -16,10 +16,10 @@ from typing import ClassVar
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from l1refit.deploy.engine import InputError, RefitError
 from l1refit.deploy.fpga.design import DESIGN_FORMAT, Design
 from l1refit.deploy.fpga.emulate import emulate, plan
 from l1refit.deploy.fpga.hardware import corrected
-from l1refit.deploy.refit import InputError, RefitError
 
 ENGINE = "firmware"  # ``l1refit.refit.engine`` of the output: the emulated design, not onnxruntime
 
