@@ -119,6 +119,17 @@ def _with_batch_one(batch_sizes: Iterable[int]) -> list[int]:
     return sizes
 
 
+def _graph_inputs(path: str | Path, inputs: np.ndarray | None, largest_batch: int, n_rows: int,
+                  seed: int) -> np.ndarray:  # fmt: skip
+    """The timing inputs of a graph: ``inputs``, or ``n_rows`` random hardware rows of its input columns; float32,
+    C-contiguous, repeated up to the largest batch."""
+    x = inputs if inputs is not None else random_hw(max(n_rows, largest_batch), graph_inputs(path), seed)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if len(x) < largest_batch:
+        x = np.ascontiguousarray(np.resize(x, (largest_batch, x.shape[1])))
+    return x
+
+
 def config_label(backend: str, precision: str, graph: str, threads: int, sessions: int) -> str:
     """A short name of one measured configuration (a line of the throughput plot)."""
     if sessions > 1:
@@ -150,10 +161,7 @@ def time_onnx(path: str | Path, *, threads: int = 1, batch_sizes: Iterable[int] 
     if sessions < 1:
         raise ValueError(f"sessions must be >= 1, got {sessions}")
     sizes = _with_batch_one(batch_sizes)
-    x = inputs if inputs is not None else random_hw(max(n_rows, sizes[-1]), graph_inputs(path), seed)
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if len(x) < sizes[-1]:
-        x = np.ascontiguousarray(np.resize(x, (sizes[-1], x.shape[1])))
+    x = _graph_inputs(path, inputs, sizes[-1], n_rows, seed)
     backend = backend or ("onnxruntime CPU" if providers[0] == "CPUExecutionProvider"
                           else ACCELERATORS.get(providers[0], f"onnxruntime {providers[0]}"))  # fmt: skip
     fields = {"backend": backend, "precision": precision, "graph": graph, "device": _device(providers),
@@ -214,10 +222,7 @@ def time_native(path: str | Path, *, sessions: int = 1, batch_sizes: Iterable[in
         raise ValueError(f"sessions must be >= 1, got {sessions}")
     kernel = NativeMLP.from_onnx(path)
     sizes = _with_batch_one(batch_sizes)
-    x = inputs if inputs is not None else random_hw(max(n_rows, sizes[-1]), graph_inputs(path), seed)
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if len(x) < sizes[-1]:
-        x = np.ascontiguousarray(np.resize(x, (sizes[-1], x.shape[1])))
+    x = _graph_inputs(path, inputs, sizes[-1], n_rows, seed)
     fields = {"backend": BACKEND, "precision": "fp32", "graph": "optimised", "device": _device(CPU), "threads": 1,
               "sessions": sessions, "config": config_label(BACKEND, "fp32", "optimised", 1, sessions),
               "flops": mlp_flops(path)}  # fmt: skip
